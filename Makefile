@@ -1,0 +1,48 @@
+# Dockyard — the commands people and CI run. `make help` lists them.
+# Every target installs what it needs: system packages with apt-get (Debian 12), Python packages into .venv,
+# and the Kubernetes binaries built once into ~/.cache/dockyard.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help system-deps venv binaries dev-up dev-down check test demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+system-deps: ## install missing system packages (docker.io, busybox-static, openssl, iproute2, iptables)
+	@hack/install-system-deps
+
+$(VENV_STAMP): pyproject.toml hack/constraints.txt
+	@hack/install-system-deps --python-only
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c hack/constraints.txt -e '.[dev]'
+	@touch $@
+
+venv: $(VENV_STAMP) ## create .venv with the project and its dev tools (pinned by hack/constraints.txt)
+
+binaries: ## build (once) kube-apiserver, kubectl and etcd into ~/.cache/dockyard
+	@hack/build-binaries
+
+dev-up: system-deps venv binaries ## start (or reuse) etcd + kube-apiserver + a private dockerd; writes .dev/env.sh
+	@$(VENV)/bin/python hack/devenv.py up
+
+dev-down: ## stop what dev-up started and remove .dev state
+	@$(PYTHON) hack/devenv.py down
+
+check: venv ## ruff, mypy --strict, import contracts
+	@hack/check
+
+test: system-deps venv binaries check ## run every test against real components (starts them as needed)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: dev-up ## the main job (for now: bring the environment up and show the API server answering)
+	@hack/demo
+
+clean: dev-down ## remove the dev environment and the virtualenv (the binary cache stays)
+	rm -rf $(VENV)

@@ -1,0 +1,59 @@
+"""Session-wide fixtures: the real components every integration test runs against.
+
+`devenv` brings up (or reuses) the dev environment from hack/devenv.py: etcd + kube-apiserver and a private
+dockerd. A bare `pytest` therefore works on a fresh machine that has the system packages (`make system-deps`).
+If a component cannot start, the test fails with the reason and the fix; it is never skipped.
+
+Several pytest sessions may share one environment (people running tests while CI-like runs are going). Each
+session registers itself under .dev/users/; the session that started the environment stops it at the end only
+when no other live session uses it, and never when it was already running (someone ran `make dev-up`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# hack/ is a directory of scripts, not a package; devenv.py is written to be importable from it.
+sys.path.insert(0, str(ROOT / "hack"))
+import devenv as devenv_module  # noqa: E402
+
+
+def _live_users(users: Path) -> list[int]:
+    alive = []
+    for entry in users.glob("*"):
+        try:
+            pid = int(entry.name)
+        except ValueError:
+            continue
+        if devenv_module._pid_alive(pid):
+            alive.append(pid)
+        else:
+            entry.unlink(missing_ok=True)
+    return alive
+
+
+@pytest.fixture(scope="session")
+def devenv() -> Iterator[devenv_module.Env]:
+    """The running dev environment (started on demand; see the module docstring)."""
+    was_running = devenv_module.current() is not None
+    try:
+        env = devenv_module.up(build=True)
+    except devenv_module.DevEnvError as exc:
+        pytest.fail(f"the dev environment could not start: {exc}", pytrace=False)
+    users = env.dev / "users"
+    users.mkdir(exist_ok=True)
+    me = users / str(os.getpid())
+    me.touch()
+    try:
+        yield env
+    finally:
+        me.unlink(missing_ok=True)
+        keep = os.environ.get("DOCKYARD_KEEP_DEV") == "1"
+        if not was_running and not keep and not _live_users(users):
+            devenv_module.down(env.dev)
