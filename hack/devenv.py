@@ -253,8 +253,7 @@ def _which(cmd: str) -> str:
     found = shutil.which(cmd, path=_sbin_path())
     if found is None:
         raise DevEnvError(
-            f"`{cmd}` is not installed: run `make system-deps` "
-            f"(or `apt-get install {SYSTEM_COMMANDS.get(cmd, cmd)}`)"
+            f"`{cmd}` is not installed: run `make system-deps` (or `apt-get install {SYSTEM_COMMANDS.get(cmd, cmd)}`)"
         )
     return found
 
@@ -469,9 +468,7 @@ def ensure_apiserver(dev: Path, state: dict[str, object]) -> None:
     )
     state["kube_port"] = port
     state["kube_etcd_port"] = state["etcd_port"]
-    _wait(
-        "kube-apiserver", lambda: _kube_ready(port, pki), timeout=90, log=dev / "logs" / "kube-apiserver.log"
-    )
+    _wait("kube-apiserver", lambda: _kube_ready(port, pki), timeout=90, log=dev / "logs" / "kube-apiserver.log")
 
 
 def write_kubeconfig(dev: Path, port: int) -> Path:
@@ -499,9 +496,7 @@ def write_kubeconfig(dev: Path, port: int) -> Path:
                 },
             }
         ],
-        "contexts": [
-            {"name": "dockyard-dev", "context": {"cluster": "dockyard-dev", "user": "dockyard-admin"}}
-        ],
+        "contexts": [{"name": "dockyard-dev", "context": {"cluster": "dockyard-dev", "user": "dockyard-admin"}}],
         "current-context": "dockyard-dev",
         "preferences": {},
     }
@@ -529,9 +524,7 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def docker_api(
-    sock: Path, method: str, path: str, body: bytes | None = None, *, timeout: float = 60
-) -> bytes:
+def docker_api(sock: Path, method: str, path: str, body: bytes | None = None, *, timeout: float = 60) -> bytes:
     conn = _UnixHTTPConnection(sock, timeout=timeout)
     try:
         headers = {"Content-Type": "application/x-tar"} if body is not None else {}
@@ -716,9 +709,7 @@ def up(*, build: bool = True) -> Env:
     missing = missing_system_commands()
     if missing:
         pkgs = " ".join(sorted({SYSTEM_COMMANDS[c] for c in missing}))
-        raise DevEnvError(
-            f"missing commands {', '.join(missing)}: run `make system-deps` or `apt-get install {pkgs}`"
-        )
+        raise DevEnvError(f"missing commands {', '.join(missing)}: run `make system-deps` or `apt-get install {pkgs}`")
     ensure_binaries(build=build)
     dev = dev_dir()
     with _locked(dev):
@@ -785,8 +776,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             env = up()
             _log(
-                f"ready in {time.monotonic() - started:.1f}s: "
-                f"KUBECONFIG={env.kubeconfig} DOCKER_HOST={env.docker_host}"
+                f"ready in {time.monotonic() - started:.1f}s: KUBECONFIG={env.kubeconfig} DOCKER_HOST={env.docker_host}"
             )
             _log(f"use it with: . {env.dev / 'env.sh'}")
         elif args.cmd == "down":

@@ -158,6 +158,4 @@ def test_pinned_kubectl_lists_crds_and_namespaces(devenv: Any) -> None:
     client_minor = int(version["clientVersion"]["minor"].rstrip("+"))
     server_minor = int(version["serverVersion"]["minor"].rstrip("+"))
     assert abs(client_minor - server_minor) <= 1, "kubectl must be within one minor version of the apiserver"
-    assert str(devenv.kubectl).startswith(str(devenv.bin_dir)), (
-        "tests must use the pinned kubectl, not PATH's"
-    )
+    assert str(devenv.kubectl).startswith(str(devenv.bin_dir)), "tests must use the pinned kubectl, not PATH's"

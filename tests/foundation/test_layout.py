@@ -16,9 +16,7 @@ SOURCE_ROOTS = {"operator": "dockyard_operator", "tunnel": "dockyard_tunnel", "m
 @pytest.mark.parametrize("root", sorted(SOURCE_ROOTS))
 def test_source_root_is_not_a_package(root: str) -> None:
     """An operator/__init__.py would shadow the standard library's `operator` module for every importer."""
-    assert not (ROOT / root / "__init__.py").exists(), (
-        f"{root}/__init__.py turns a source root into a package"
-    )
+    assert not (ROOT / root / "__init__.py").exists(), f"{root}/__init__.py turns a source root into a package"
 
 
 @pytest.mark.parametrize(("root", "package"), sorted(SOURCE_ROOTS.items()))
