@@ -1,0 +1,185 @@
+"""The CustomResourceDefinitions of dockyard.dev, built from the models (hack/gen-crds writes them to manifests/crds/).
+
+Everything about a kind that is not its schema lives here: names, scope, printer columns. The schemas come from
+:mod:`dockyard_operator.api.schemas`; nothing in a CRD is written by hand.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import yaml
+from pydantic import BaseModel
+
+from dockyard_operator.api import common, dockercontainer, dockerhost, schemas
+
+CATEGORY: Final = "dockyard"
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterColumn:
+    """One column of `kubectl get`; priority 1 shows only with -o wide."""
+
+    name: str
+    type: str
+    json_path: str
+    description: str
+    priority: int = 0
+
+    def to_crd(self) -> dict[str, Any]:
+        column: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "jsonPath": self.json_path,
+            "description": self.description,
+        }
+        if self.priority:
+            column["priority"] = self.priority
+        return column
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    """What a CRD needs to know about a kind besides its spec and status models."""
+
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    namespaced: bool
+    description: str
+    spec: type[BaseModel]
+    status: type[BaseModel]
+    spec_required: bool
+    columns: tuple[PrinterColumn, ...]
+
+
+def _condition_status(condition_type: str) -> str:
+    return f'.status.conditions[?(@.type=="{condition_type}")].status'
+
+
+_AGE: Final = PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since the object was created.")
+
+DOCKER_CONTAINER: Final = KindInfo(
+    kind=dockercontainer.KIND,
+    plural="dockercontainers",
+    short_names=("dc",),
+    namespaced=True,
+    description=(
+        "A Docker container on a DockerHost, kept in the state its spec describes: created, started, restarted "
+        "per restartPolicy, recreated when it drifts from the spec (driftPolicy), removed when deleted."
+    ),
+    spec=dockercontainer.DockerContainerSpec,
+    status=dockercontainer.DockerContainerStatus,
+    spec_required=True,
+    columns=(
+        PrinterColumn("Host", "string", ".status.host", "The DockerHost the container runs on."),
+        PrinterColumn("Image", "string", ".spec.image", "The image reference."),
+        PrinterColumn("State", "string", ".status.state", "Docker's state of the container."),
+        PrinterColumn("Health", "string", ".status.health", "Docker's health status."),
+        PrinterColumn("Ready", "string", _condition_status("Ready"), "Whether the container is ready."),
+        PrinterColumn("Restarts", "integer", ".status.restartCount", "Restarts and recreations."),
+        _AGE,
+        PrinterColumn("IP", "string", ".status.ip", "The container's IP address.", priority=1),
+        PrinterColumn("Drift", "string", ".status.drift.fields", "Spec fields that differ.", priority=1),
+    ),
+)
+
+DOCKER_HOST: Final = KindInfo(
+    kind=dockerhost.KIND,
+    plural="dockerhosts",
+    short_names=("dh",),
+    namespaced=False,
+    description=(
+        "A Docker daemon Dockyard may place DockerContainers on, reached through the Dockyard tunnel (the agent "
+        "dials in) or directly. Cluster-scoped: creating one grants access to a Docker daemon."
+    ),
+    spec=dockerhost.DockerHostSpec,
+    status=dockerhost.DockerHostStatus,
+    spec_required=False,
+    columns=(
+        PrinterColumn("Phase", "string", ".status.phase", "Connected or Disconnected."),
+        PrinterColumn("Agent", "string", ".status.agentVersion", "Version of the Dockyard agent."),
+        PrinterColumn("Docker", "string", ".status.dockerVersion", "Version of the Docker Engine."),
+        PrinterColumn("Containers", "integer", ".status.containers", "Containers Dockyard manages here."),
+        _AGE,
+        PrinterColumn("OS", "string", ".status.operatingSystem", "Operating system.", priority=1),
+        PrinterColumn("Arch", "string", ".status.architecture", "CPU architecture.", priority=1),
+        PrinterColumn("URL", "string", ".spec.url", "Direct address of the daemon (unset: tunnel).", priority=1),
+    ),
+)
+
+KINDS: Final = (DOCKER_CONTAINER, DOCKER_HOST)
+
+
+def build_crd(info: KindInfo) -> dict[str, Any]:
+    """The CustomResourceDefinition of one kind, as a plain dict ready for YAML."""
+    spec_schema = schemas.structural_schema(info.spec)
+    if not info.spec_required:
+        spec_schema["default"] = {}
+    status_schema = schemas.structural_schema(info.status)
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": info.description,
+        "properties": {
+            "apiVersion": {
+                "type": "string",
+                "description": "APIVersion defines the versioned schema of this representation of an object.",
+            },
+            "kind": {"type": "string", "description": "Kind is a string value representing the REST resource."},
+            "metadata": {"type": "object"},
+            "spec": spec_schema,
+            "status": status_schema,
+        },
+    }
+    if info.spec_required:
+        root["required"] = ["spec"]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{info.plural}.{common.GROUP}"},
+        "spec": {
+            "group": common.GROUP,
+            "names": {
+                "kind": info.kind,
+                "listKind": f"{info.kind}List",
+                "plural": info.plural,
+                "singular": info.kind.lower(),
+                "shortNames": list(info.short_names),
+                "categories": [CATEGORY],
+            },
+            "scope": "Namespaced" if info.namespaced else "Cluster",
+            "versions": [
+                {
+                    "name": common.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": root},
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [c.to_crd() for c in info.columns],
+                }
+            ],
+        },
+    }
+
+
+def crd_file_name(info: KindInfo) -> str:
+    """File name under manifests/crds/ (group and plural, as controller-gen names them)."""
+    return f"{common.GROUP}_{info.plural}.yaml"
+
+
+_HEADER: Final = (
+    "# Generated by hack/gen-crds from dockyard_operator.api. Do not edit: change the models and regenerate.\n"
+)
+
+
+def render_files() -> dict[str, str]:
+    """Every file of manifests/crds/, by name: one YAML per CRD and the kustomization listing them."""
+    files = {
+        crd_file_name(info): _HEADER + yaml.safe_dump(build_crd(info), sort_keys=False, width=10_000) for info in KINDS
+    }
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": sorted(files),
+    }
+    files["kustomization.yaml"] = _HEADER + yaml.safe_dump(kustomization, sort_keys=False)
+    return files

@@ -1,0 +1,25 @@
+"""Docker label keys that give a managed container its identity.
+
+Containers are found by these labels, never by name alone: a container with our name but without our labels
+belongs to someone else and is never adopted.
+"""
+
+from typing import Final
+
+from dockyard_operator.api.common import RESERVED_LABEL_PREFIX
+
+PREFIX: Final = RESERVED_LABEL_PREFIX
+MANAGED: Final = PREFIX + "managed"
+MANAGED_VALUE: Final = "true"
+UID: Final = PREFIX + "uid"
+NAMESPACE: Final = PREFIX + "namespace"
+NAME: Final = PREFIX + "name"
+SPEC_HASH: Final = PREFIX + "spec-hash"
+
+#: Docker events/list filter for every container Dockyard manages (``filters={"label": [MANAGED_FILTER]}``).
+MANAGED_FILTER: Final = f"{MANAGED}={MANAGED_VALUE}"
+
+
+def is_reserved(key: str) -> bool:
+    """Whether a label key is in Dockyard's reserved prefix (users may not set it)."""
+    return key.startswith(PREFIX)

@@ -1,0 +1,1 @@
+"""The operator's only door to aiodocker: one small client per Docker host, errors mapped to ours."""

@@ -1,0 +1,198 @@
+"""A narrow async Docker client for one host: only the calls the reconcilers make, each with a timeout.
+
+The host may be a direct URL (unix:// or tcp:// with TLS) or the tunnel: then the URL is the per-host unix
+socket bridge that dockyard_tunnel serves, and every connection becomes a mux stream to the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import aiodocker
+import aiohttp
+
+from dockyard_operator.dockerapi import errors
+
+T = TypeVar("T")
+JSON = dict[str, Any]
+
+#: The Engine API version we speak. 1.41 = Docker 20.10, the oldest engine we support; newer engines serve it.
+API_VERSION = "v1.41"
+
+
+def _translate(exc: BaseException, what: str) -> errors.DockerError:
+    if isinstance(exc, aiodocker.DockerError):
+        message = str(exc.message) if hasattr(exc, "message") else str(exc)
+        status = int(exc.status)
+        if status == 404:
+            return errors.DockerNotFoundError(status, message)
+        if status == 409:
+            return errors.DockerConflictError(status, message)
+        if status >= 900 or status == 502:  # aiodocker uses 900 for connection failures; 502 from our bridge
+            return errors.DockerUnavailableError(f"{what}: {message}")
+        return errors.DockerAPIError(status, message)
+    return errors.DockerUnavailableError(f"{what}: {exc!r}")
+
+
+class DockerClient:
+    """One host's Docker API. Construct with :meth:`open`; always :meth:`close`."""
+
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        *,
+        host: str,
+        call_timeout: float,
+        connector: aiohttp.BaseConnector | None = None,
+    ) -> None:
+        self._docker = docker
+        self._connector = connector
+        self.host = host
+        self._timeout = call_timeout
+
+    @classmethod
+    def open(
+        cls, *, host: str, url: str, ssl_context: ssl.SSLContext | None = None, call_timeout: float = 30.0
+    ) -> DockerClient:
+        connector: aiohttp.BaseConnector | None = None
+        if url.startswith("unix://"):
+            connector = aiohttp.UnixConnector(path=url.removeprefix("unix://"))
+            url = "unix://localhost"
+        elif url.startswith("tcp://"):
+            scheme = "https" if ssl_context is not None else "http"
+            connector = aiohttp.TCPConnector(ssl=ssl_context if ssl_context is not None else False)
+            url = f"{scheme}://{url.removeprefix('tcp://')}"
+        docker = aiodocker.Docker(url=url, connector=connector, api_version=API_VERSION)
+        return cls(docker, host=host, call_timeout=call_timeout, connector=connector)
+
+    async def close(self) -> None:
+        # aiodocker re-raises an events-task failure from close() (library-notes §3); closing must not fail.
+        with contextlib.suppress(Exception):
+            await self._docker.close()
+        # aiodocker leaves a caller-supplied connector open (it may be shared); ours is not.
+        if self._connector is not None:
+            await self._connector.close()
+
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, timeout: float | None = None) -> T:
+        try:
+            async with asyncio.timeout(timeout or self._timeout):
+                return await fn()
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _translate(exc, f"{self.host}: {what}") from exc
+
+    # -- host ----------------------------------------------------------------------------------------------
+
+    async def version(self) -> JSON:
+        return await self._call("version", self._docker.version)
+
+    async def ping(self) -> None:
+        async def ping() -> None:
+            # aiodocker has no public ping; _query is its request primitive (stable across releases), and
+            # this module is the only place that depends on it.
+            async with self._docker._query("_ping") as resp:
+                await resp.read()
+
+        await self._call("ping", ping, timeout=10)
+
+    # -- containers ----------------------------------------------------------------------------------------
+
+    async def list_containers(self, *, labels: Mapping[str, str]) -> list[JSON]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+
+        async def run() -> list[JSON]:
+            found = await self._docker.containers.list(all=True, filters=filters)
+            return [dict(c._container) for c in found]
+
+        return await self._call("list containers", run)
+
+    async def container_by_name(self, name: str) -> JSON | None:
+        try:
+            return await self.inspect(name)
+        except errors.DockerNotFoundError:
+            return None
+
+    async def inspect(self, ref: str) -> JSON:
+        async def run() -> JSON:
+            container = await self._docker.containers.get(ref)
+            return dict(container._container)
+
+        return await self._call(f"inspect {ref}", run)
+
+    async def create(self, *, name: str, config: JSON) -> str:
+        async def run() -> str:
+            container = await self._docker.containers.create(config, name=name)
+            return str(container.id)
+
+        return await self._call(f"create {name}", run)
+
+    async def put_archive(self, ref: str, *, path: str, tar: bytes) -> None:
+        async def run() -> None:
+            await self._docker.containers.container(ref).put_archive(path, tar)  # type: ignore[no-untyped-call]
+
+        await self._call(f"put archive into {ref}", run, timeout=max(self._timeout, 60))
+
+    async def start(self, ref: str) -> None:
+        await self._call(f"start {ref}", lambda: self._docker.containers.container(ref).start())
+
+    async def stop(self, ref: str, *, grace_seconds: int) -> None:
+        # The daemon waits grace_seconds before SIGKILL; allow for it plus the call itself.
+        await self._call(
+            f"stop {ref}",
+            lambda: self._docker.containers.container(ref).stop(t=grace_seconds),
+            timeout=grace_seconds + self._timeout,
+        )
+
+    async def restart(self, ref: str, *, grace_seconds: int) -> None:
+        await self._call(
+            f"restart {ref}",
+            lambda: self._docker.containers.container(ref).restart(timeout=grace_seconds),
+            timeout=grace_seconds + self._timeout,
+        )
+
+    async def remove(self, ref: str, *, force: bool = True) -> None:
+        try:
+            await self._call(f"remove {ref}", lambda: self._docker.containers.container(ref).delete(force=force))
+        except errors.DockerNotFoundError:
+            return
+        except errors.DockerConflictError as exc:
+            if "already in progress" in exc.message:  # another removal of the same container is running
+                return
+            raise
+
+    # -- images --------------------------------------------------------------------------------------------
+
+    async def image_exists(self, image: str) -> bool:
+        try:
+            await self._call(f"inspect image {image}", lambda: self._docker.images.inspect(image))
+        except errors.DockerNotFoundError:
+            return False
+        return True
+
+    async def pull(self, image: str, *, auth: JSON | None = None, timeout: float = 600.0) -> None:
+        async def run() -> None:
+            await self._docker.images.pull(image, auth=auth)
+
+        await self._call(f"pull {image}", run, timeout=timeout)
+
+    # -- events --------------------------------------------------------------------------------------------
+
+    async def events(self, *, filters: Mapping[str, list[str]]) -> AsyncIterator[JSON]:
+        """Yield daemon events until the stream ends (the host went away); the caller re-subscribes."""
+        # Not aiodocker's events.subscribe(): its subscribers share the first subscriber's filters and its
+        # queues are unbounded (library-notes §3). One streaming request per host, read line by line, is both
+        # simpler and bounded: backpressure reaches the daemon through the socket.
+        params = {"filters": json.dumps(dict(filters))}
+        forever = aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=10)
+        try:
+            async with self._docker._query("events", params=params, timeout=forever) as response:
+                async for raw in response.content:
+                    line = raw.strip()
+                    if line:
+                        yield json.loads(line)
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _translate(exc, f"{self.host}: events") from exc

@@ -1,0 +1,40 @@
+"""Resource descriptors and the URL paths the API server serves them at."""
+
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import quote
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    """One kind of object on the API server, e.g. ``Resource("dockyard.dev", "v1alpha1", "dockercontainers")``."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, *, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{quote(name, safe='')}"
+            if subresource is not None:
+                base += f"/{subresource}"
+        return base
+
+
+SECRETS = Resource("", "v1", "secrets")
+CONFIGMAPS = Resource("", "v1", "configmaps")
+NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
+EVENTS = Resource("events.k8s.io", "v1", "events")
+LEASES = Resource("coordination.k8s.io", "v1", "leases")
+DOCKERCONTAINERS = Resource("dockyard.dev", "v1alpha1", "dockercontainers")
+DOCKERHOSTS = Resource("dockyard.dev", "v1alpha1", "dockerhosts", namespaced=False)
