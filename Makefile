@@ -9,7 +9,9 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help system-deps venv binaries dev-up dev-down check test demo clean
+.PHONY: help system-deps venv binaries agent dev-up dev-down check test demo clean
+
+AGENT_SOURCES := $(shell find tunnel mux -name '*.py' -not -path '*/__pycache__/*') hack/build-agent
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +31,11 @@ venv: $(VENV_STAMP) ## create .venv with the project and its dev tools (pinned b
 binaries: ## build (once) kube-apiserver, kubectl and etcd into ~/.cache/dockyard
 	@hack/build-binaries
 
+dist/dockyard-agent: $(VENV_STAMP) $(AGENT_SOURCES)
+	@hack/build-agent
+
+agent: dist/dockyard-agent ## build the single-file agent executable (PyInstaller)
+
 dev-up: system-deps venv binaries ## start (or reuse) etcd + kube-apiserver + a private dockerd; writes .dev/env.sh
 	@$(VENV)/bin/python hack/devenv.py up
 
@@ -38,7 +45,7 @@ dev-down: ## stop what dev-up started and remove .dev state
 check: venv ## ruff, mypy --strict, import contracts
 	@hack/check
 
-test: system-deps venv binaries check ## run every test against real components (starts them as needed)
+test: system-deps venv binaries agent check ## run every test against real components (starts them as needed)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: dev-up ## the main job (for now: bring the environment up and show the API server answering)

@@ -1,0 +1,107 @@
+"""What the agent does with each stream the server opens: read its header, then relay it.
+
+`docker` streams go to the local Docker socket. `tcp IP:PORT` streams are dialled only when IP belongs to a
+running container of this daemon labelled dockyard.dev/managed=true; anything else is reset and logged, so a
+compromised server cannot use agents to reach arbitrary addresses on their networks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from dockyard_mux import MuxError, Stream
+from dockyard_tunnel.dockerapi.local import MANAGED_LABEL, LocalDocker
+from dockyard_tunnel.errors import LocalDockerError, StreamHeaderError
+from dockyard_tunnel.piping import SpliceFailedError, bad_gateway_response, splice
+from dockyard_tunnel.stream_headers import DockerTarget, TcpTarget, read_header
+
+log = structlog.get_logger("dockyard_tunnel.agent")
+
+# A server that opens a stream sends its header at once; a stream without one within this time is dropped.
+HEADER_TIMEOUT = 10.0
+# Dialling a container on the same host is local; a slow dial means the container is not listening.
+TCP_DIAL_TIMEOUT = 10.0
+
+
+class StreamRelay:
+    """Serves streams accepted from the server."""
+
+    def __init__(self, *, docker_socket_path: str, local_docker: LocalDocker) -> None:
+        self._docker_socket_path = docker_socket_path
+        self._local_docker = local_docker
+
+    async def handle(self, stream: Stream) -> None:
+        try:
+            target = await asyncio.wait_for(read_header(stream), HEADER_TIMEOUT)
+        except (StreamHeaderError, TimeoutError, MuxError) as e:
+            log.warning("stream_refused", stream_id=stream.stream_id, reason=str(e) or "no header in time")
+            stream.reset()
+            return
+        if isinstance(target, DockerTarget):
+            await self._relay_docker(stream)
+        else:
+            await self._relay_tcp(stream, target)
+
+    async def _relay_docker(self, stream: Stream) -> None:
+        try:
+            reader, writer = await asyncio.open_unix_connection(self._docker_socket_path)
+        except OSError as e:
+            log.error("docker_unreachable", socket=self._docker_socket_path, error=str(e))
+            await self._answer(stream, f"the agent cannot reach its Docker daemon at {self._docker_socket_path}: {e}")
+            return
+        await self._splice(stream, reader, writer)
+
+    async def _relay_tcp(self, stream: Stream, target: TcpTarget) -> None:
+        try:
+            allowed = await self._local_docker.managed_container_ips()
+        except LocalDockerError as e:
+            log.error("tcp_refused", target=target.text(), reason=str(e))
+            stream.reset()
+            return
+        if target.ip not in allowed:
+            log.warning(
+                "tcp_refused",
+                target=target.text(),
+                reason=f"not the IP of a running container labelled {MANAGED_LABEL}=true",
+            )
+            stream.reset()
+            return
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(str(target.ip), target.port), TCP_DIAL_TIMEOUT
+            )
+        except (OSError, TimeoutError) as e:
+            log.warning("tcp_dial_failed", target=target.text(), error=str(e) or "timeout")
+            stream.reset()
+            return
+        await self._splice(stream, reader, writer)
+
+    async def _splice(self, stream: Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await splice(stream, reader, writer)
+        except SpliceFailedError as e:
+            log.debug("stream_aborted", stream_id=stream.stream_id, side=e.side, error=str(e.cause))
+            stream.reset()
+            writer.transport.abort()
+            return
+        except BaseException:
+            stream.reset()
+            writer.transport.abort()
+            raise
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        with contextlib.suppress(MuxError):
+            await stream.aclose()
+
+    @staticmethod
+    async def _answer(stream: Stream, message: str) -> None:
+        try:
+            await stream.write(bad_gateway_response(message))
+            await stream.send_eof()
+            await stream.aclose()
+        except MuxError:
+            stream.reset()

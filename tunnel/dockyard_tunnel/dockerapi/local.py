@@ -1,0 +1,62 @@
+"""The agent's questions to its local Docker daemon."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from types import TracebackType
+from typing import Any
+
+import aiodocker
+import aiohttp
+
+from dockyard_tunnel.errors import LocalDockerError
+
+#: Containers with this label set to "true" are Dockyard's; only their IPs may be dialled by `tcp` streams.
+MANAGED_LABEL = "dockyard.dev/managed"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class LocalDocker:
+    """A small aiodocker client for the agent's own daemon."""
+
+    def __init__(self, *, socket_path: str) -> None:
+        # Pinned API version: "auto" would cost a GET /version per client; 1.41 is Docker 20.10, the oldest
+        # daemon we support, and newer daemons still accept it.
+        self._docker = aiodocker.Docker(url=f"unix://{socket_path}", api_version="v1.41")
+
+    async def __aenter__(self) -> LocalDocker:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._docker.close()
+
+    async def engine_version(self) -> str:
+        try:
+            info: dict[str, Any] = await self._docker.version()
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError) as e:
+            raise LocalDockerError(f"cannot ask the local Docker daemon for its version: {e}") from e
+        return str(info.get("Version", "unknown"))
+
+    async def managed_container_ips(self) -> set[IPAddress]:
+        """IP addresses (every network) of running containers labelled dockyard.dev/managed=true."""
+        filters = json.dumps({"label": [f"{MANAGED_LABEL}=true"], "status": ["running"]})
+        try:
+            containers = await self._docker.containers.list(filters=filters)
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError) as e:
+            raise LocalDockerError(f"cannot list managed containers: {e}") from e
+        ips: set[IPAddress] = set()
+        for container in containers:
+            networks: dict[str, Any] = (container["NetworkSettings"] or {}).get("Networks") or {}
+            for network in networks.values():
+                for key in ("IPAddress", "GlobalIPv6Address"):
+                    value = network.get(key)
+                    if value:
+                        ips.add(ipaddress.ip_address(value))
+        return ips

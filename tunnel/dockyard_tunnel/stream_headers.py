@@ -1,0 +1,104 @@
+"""The typed header that starts every stream the server opens to an agent.
+
+Wire format: one length byte N (1..255), then N bytes of ASCII text, one of
+    `docker`              pipe the stream to the agent's local Docker API socket
+    `tcp HOST:PORT`       dial HOST:PORT; HOST is an IPv4 literal or a bracketed IPv6 literal
+The length prefix lets the agent read exactly the header and hand the rest of the stream, untouched, to the
+target. Host names are not accepted: the agent only dials container IP addresses it has checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from dataclasses import dataclass
+from typing import Protocol
+
+from dockyard_tunnel.errors import StreamHeaderError
+
+MAX_HEADER_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class DockerTarget:
+    """The stream carries the Docker Engine API (HTTP/1.1) to the agent's local daemon."""
+
+    def text(self) -> str:
+        return "docker"
+
+
+@dataclass(frozen=True, slots=True)
+class TcpTarget:
+    """The stream carries raw TCP to a container port on the agent's host."""
+
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    port: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise StreamHeaderError(f"tcp port must be in 1..65535, got {self.port}")
+
+    def text(self) -> str:
+        host = f"[{self.ip}]" if self.ip.version == 6 else str(self.ip)
+        return f"tcp {host}:{self.port}"
+
+
+StreamTarget = DockerTarget | TcpTarget
+
+
+def encode_header(target: StreamTarget) -> bytes:
+    body = target.text().encode("ascii")
+    return bytes([len(body)]) + body
+
+
+def _parse_tcp(address: str) -> TcpTarget:
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host:
+        raise StreamHeaderError(f"tcp target must be HOST:PORT, got {address!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ":" not in host:
+            raise StreamHeaderError(f"brackets are only for IPv6 addresses, got {address!r}")
+    elif ":" in host:
+        raise StreamHeaderError(f"an IPv6 address must be bracketed, as in [::1]:80, got {address!r}")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise StreamHeaderError(f"tcp target host must be an IP address, got {host!r}") from None
+    if not port_text.isdigit() or len(port_text) > 5:
+        raise StreamHeaderError(f"tcp target port must be a number, got {port_text!r}")
+    return TcpTarget(ip=ip, port=int(port_text))
+
+
+def parse_header(body: bytes) -> StreamTarget:
+    """Parse a header body (without its length byte)."""
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        raise StreamHeaderError("stream header is not ASCII") from None
+    if not text.isprintable():
+        raise StreamHeaderError(f"stream header contains control characters: {text!r}")
+    kind, _, rest = text.partition(" ")
+    if kind == "docker":
+        if rest or text != "docker":
+            raise StreamHeaderError(f"the docker header takes no argument, got {text!r}")
+        return DockerTarget()
+    if kind == "tcp":
+        return _parse_tcp(rest)
+    raise StreamHeaderError(f"unknown stream kind {kind!r} (expected 'docker' or 'tcp HOST:PORT')")
+
+
+class ExactReader(Protocol):
+    async def read_exactly(self, n: int) -> bytes: ...
+
+
+async def read_header(stream: ExactReader) -> StreamTarget:
+    """Read and parse one header from the start of `stream`, leaving the payload unread."""
+    try:
+        (length,) = await stream.read_exactly(1)
+        if length == 0:
+            raise StreamHeaderError("stream header is empty")
+        body = await stream.read_exactly(length)
+    except asyncio.IncompleteReadError:
+        raise StreamHeaderError("stream ended inside its header") from None
+    return parse_header(body)
