@@ -744,6 +744,10 @@ def down(dev: Path | None = None) -> None:
         return
     with _locked(dev):
         state = _load_state(dev)
+        # What `make demo` started on top (operator, agent) goes first: it talks to what follows.
+        for extra in sorted(dev.glob("*.pid")):
+            if extra.name not in ("etcd.pid", "kube-apiserver.pid"):
+                _stop_pid(extra, extra.stem)
         _stop_pid(dev / "docker" / "dockerd.pid", "dockerd", grace=30)
         _stop_pid(dev / "kube-apiserver.pid", "kube-apiserver")
         _stop_pid(dev / "etcd.pid", "etcd")

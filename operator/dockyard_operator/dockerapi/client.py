@@ -52,6 +52,8 @@ class DockerClient:
     ) -> None:
         self._docker = docker
         self._connector = connector
+        #: Called with (host, call) for every Docker API call; the operator counts them in /metrics.
+        self.on_call: Callable[[str, str], None] | None = None
         self.host = host
         self._timeout = call_timeout
 
@@ -79,6 +81,8 @@ class DockerClient:
             await self._connector.close()
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, timeout: float | None = None) -> T:
+        if self.on_call is not None:
+            self.on_call(self.host, what.split(" ", 1)[0])
         try:
             async with asyncio.timeout(timeout or self._timeout):
                 return await fn()
@@ -187,6 +191,8 @@ class DockerClient:
         # queues are unbounded (library-notes §3). One streaming request per host, read line by line, is both
         # simpler and bounded: backpressure reaches the daemon through the socket.
         params = {"filters": json.dumps(dict(filters))}
+        if self.on_call is not None:
+            self.on_call(self.host, "events")
         forever = aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=10)
         try:
             async with self._docker._query("events", params=params, timeout=forever) as response:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -33,6 +33,8 @@ class KubeClient:
 
     def __init__(self, api: k8s_client.ApiClient) -> None:
         self._api = api
+        #: Called with (HTTP method, path) for every request sent; the operator counts them in /metrics.
+        self.on_request: Callable[[str, str], None] | None = None
 
     @classmethod
     async def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
@@ -68,6 +70,8 @@ class KubeClient:
         request_timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
     ) -> aiohttp.ClientResponse:
         params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items()]
+        if self.on_request is not None:
+            self.on_request(method, path)
         try:
             resp: aiohttp.ClientResponse = await self._api.call_api(
                 path,

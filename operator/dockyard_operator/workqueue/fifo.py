@@ -15,6 +15,7 @@ holds each key at most once, so its size is bounded by the number of objects bei
 """
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
@@ -92,7 +93,9 @@ class FifoQueue(Generic[K]):
                 if getter.done() and not getter.cancelled():
                     self._wake_one()  # we were woken for a key we will not take: pass the wake-up on
                 else:
-                    self._getters.remove(getter)
+                    # A shut_down() between our cancellation and this line may already have dropped it.
+                    with contextlib.suppress(ValueError):
+                        self._getters.remove(getter)
                 raise
         key = self._queue.popleft()
         self._dirty.discard(key)

@@ -83,3 +83,18 @@ async def test_drain_of_an_idle_queue_returns_at_once() -> None:
     """Nothing waiting, nothing in flight: nothing to wait for."""
     queue: RateLimitingQueue[str] = new_queue(config=QueueConfig(), clock=FakeClock())
     await asyncio.wait_for(queue.shut_down_with_drain(), timeout=5)
+
+
+async def test_cancelling_waiters_and_shutting_down_in_the_same_tick_is_clean() -> None:
+    """A TaskGroup unwinding cancels workers blocked in get() while shut_down() runs: only CancelledError escapes.
+
+    Regression: the cancelled getter had already been dropped by shut_down(), and get() raised ValueError.
+    """
+    queue: RateLimitingQueue[str] = new_queue(config=QueueConfig(), clock=FakeClock())
+    getters = [asyncio.create_task(queue.get()) for _ in range(3)]
+    await settle()
+    for getter in getters:
+        getter.cancel()
+    queue.shut_down()
+    results = await asyncio.gather(*getters, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results), results

@@ -1,0 +1,268 @@
+"""`dockyard`: run the operator, or help an administrator (host join, version).
+
+Every flag of `dockyard operator` can also be set from an environment variable (DOCKYARD_<FLAG>, dashes as
+underscores), which is how the Deployment configures it. Mistakes print one line and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from dockyard_operator import __version__
+from dockyard_operator.hosts.tokens import TOKEN_KEY, token_secret_name
+from dockyard_operator.informer.informing import WatchSettings
+from dockyard_operator.kube import errors as kube_errors
+from dockyard_operator.kube.client import KubeClient
+from dockyard_operator.kube.resources import CONFIGMAPS, DOCKERHOSTS, SECRETS
+from dockyard_operator.settings import OperatorSettings, ReconcileSettings, TunnelSettings
+from dockyard_tunnel.logs import LEVEL_NAMES, configure_json_logs
+
+EXIT_USAGE = 2
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"DOCKYARD_{name.upper().replace('-', '_')}", default)
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dockyard", description="Dockyard: Docker containers on remote hosts, run by Kubernetes."
+    )
+    parser.add_argument("--version", action="version", version=f"dockyard {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    op = sub.add_parser("operator", help="run the operator (watches, reconciles, serves the agent tunnel)")
+    op.add_argument(
+        "--kubeconfig",
+        default=_env("kubeconfig", os.environ.get("KUBECONFIG")),
+        help="kubeconfig file (default: in-cluster config, else $KUBECONFIG / ~/.kube/config)",
+    )
+    op.add_argument("--context", default=_env("context"), help="kubeconfig context to use")
+    op.add_argument(
+        "--namespace",
+        action="append",
+        default=None,
+        dest="namespaces",
+        help="watch DockerContainers in this namespace (repeatable; default: all). Env: DOCKYARD_NAMESPACES=a,b",
+    )
+    op.add_argument(
+        "--operator-namespace",
+        default=_env("operator-namespace", "dockyard-system"),
+        help="namespace for the leader Lease and agent token Secrets (default: dockyard-system)",
+    )
+    op.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("workers", "4") or 4),
+        help="concurrent DockerContainer reconciles (default: 4)",
+    )
+    op.add_argument(
+        "--resync-period",
+        type=float,
+        default=float(_env("resync-period", "300") or 300),
+        help="seconds between full re-checks of every container (default: 300)",
+    )
+    op.add_argument(
+        "--metrics-address",
+        default=_env("metrics-address", "127.0.0.1:8080"),
+        help="host:port for /healthz, /readyz and /metrics (default: 127.0.0.1:8080)",
+    )
+    op.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("leader-elect", True),
+        help="elect a leader with a Lease so only one replica acts (default: on)",
+    )
+    op.add_argument("--identity", default=_env("identity", ""), help="this replica's name in the Lease")
+    op.add_argument(
+        "--tunnel",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("tunnel", True),
+        help="serve the agent tunnel in this process (default: on)",
+    )
+    op.add_argument(
+        "--tunnel-address",
+        default=_env("tunnel-address", "0.0.0.0:8443"),
+        help="host:port the tunnel server binds (default: 0.0.0.0:8443)",
+    )
+    op.add_argument(
+        "--tunnel-public-url",
+        default=_env("tunnel-public-url", ""),
+        help="wss:// URL agents dial, as printed by `dockyard host join`",
+    )
+    op.add_argument(
+        "--tunnel-tls-dir",
+        default=_env("tunnel-tls-dir"),
+        help="directory for the tunnel's self-signed CA and certificate (created if missing)",
+    )
+    op.add_argument(
+        "--tunnel-cert-file",
+        default=_env("tunnel-cert-file"),
+        help="serving certificate for the tunnel from your own PKI (with --tunnel-key-file)",
+    )
+    op.add_argument("--tunnel-key-file", default=_env("tunnel-key-file"), help="key of --tunnel-cert-file")
+    op.add_argument(
+        "--insecure-tunnel",
+        action="store_true",
+        default=_env_bool("insecure-tunnel", False),
+        help="serve plain ws:// without TLS (development only)",
+    )
+    op.add_argument("--log-level", choices=LEVEL_NAMES, default=_env("log-level", "info"))
+
+    host = sub.add_parser("host", help="DockerHost helpers")
+    host_sub = host.add_subparsers(dest="host_command", metavar="HOSTCOMMAND")
+    join = host_sub.add_parser("join", help="write the agent token to a file and print the agent command")
+    join.add_argument("name", help="the DockerHost name")
+    join.add_argument("--token-file", required=True, help="where to write the agent token (created with mode 0600)")
+    join.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    join.add_argument("--context", default=None)
+    join.add_argument("--operator-namespace", default=_env("operator-namespace", "dockyard-system"))
+    return parser
+
+
+def _split_address(value: str, flag: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SystemExit(f"dockyard: error: {flag} must be host:port, not {value!r}")
+    return host or "0.0.0.0", int(port)  # noqa: S104 — ":8443" means all interfaces, as for Go servers
+
+
+def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
+    namespaces = args.namespaces or [n for n in (_env("namespaces") or "").split(",") if n]
+    tunnel_host, tunnel_port = _split_address(args.tunnel_address, "--tunnel-address")
+    _split_address(args.metrics_address, "--metrics-address")
+    try:
+        return OperatorSettings(
+            namespaces=tuple(namespaces),
+            operator_namespace=args.operator_namespace,
+            identity=args.identity,
+            leader_election=args.leader_elect,
+            metrics_address=args.metrics_address,
+            watch=WatchSettings(),
+            reconcile=ReconcileSettings(workers=args.workers, resync_period=args.resync_period),
+            tunnel=TunnelSettings(
+                enabled=args.tunnel,
+                listen_host=tunnel_host,
+                listen_port=tunnel_port,
+                public_url=args.tunnel_public_url,
+                tls_dir=Path(args.tunnel_tls_dir) if args.tunnel_tls_dir else None,
+                cert_file=Path(args.tunnel_cert_file) if args.tunnel_cert_file else None,
+                key_file=Path(args.tunnel_key_file) if args.tunnel_key_file else None,
+                insecure=args.insecure_tunnel,
+            ),
+        )
+    except ValueError as exc:
+        raise SystemExit(f"dockyard: error: {exc}") from None
+
+
+async def _run_operator(args: argparse.Namespace) -> int:
+    from dockyard_operator.run import Operator  # imported late: `dockyard --help` stays fast
+
+    settings = settings_from_args(args)
+    log = structlog.get_logger("dockyard.operator")
+    try:
+        kube = await KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context)
+    except kube_errors.KubeError as exc:
+        print(f"dockyard: error: {exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    operator = Operator(kube=kube, settings=settings)
+    lost = False
+    try:
+        log.info("starting", version=__version__, server=kube.server, identity=operator.identity)
+        try:
+            await operator.run(stop)
+        except* kube_errors.LeadershipLostError:
+            lost = True
+    finally:
+        await kube.close()
+    if lost:
+        log.error("lost leadership; exiting so a fresh start rebuilds state")
+        return 1
+    log.info("stopped")
+    return 0
+
+
+async def _host_join(args: argparse.Namespace) -> int:
+    try:
+        kube = await KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context)
+    except kube_errors.KubeError as exc:
+        print(f"dockyard: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        host = await kube.get(DOCKERHOSTS, args.name)
+        if (host.get("spec") or {}).get("url"):
+            print(
+                f"dockyard: error: DockerHost {args.name} is reached directly at its url; it needs no agent",
+                file=sys.stderr,
+            )
+            return 1
+        secret = await kube.get(SECRETS, token_secret_name(args.name), namespace=args.operator_namespace)
+        info = await kube.get(CONFIGMAPS, "dockyard-tunnel", namespace=args.operator_namespace)
+    except kube_errors.NotFoundError as exc:
+        print(
+            f"dockyard: error: {exc.message} (is the operator running, and is the DockerHost created?)", file=sys.stderr
+        )
+        return 1
+    except kube_errors.KubeError as exc:
+        print(f"dockyard: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await kube.close()
+    token = base64.b64decode((secret.get("data") or {}).get(TOKEN_KEY, ""))
+    path = Path(args.token_file)
+    _write_private(path, token + b"\n")
+    data = info.get("data") or {}
+    pin = data.get("caCertHash") or ""
+    trust = f"--ca-cert-hash {pin}" if pin else "--ca-file /etc/dockyard/ca.crt"
+    print(f"# Token written to {path} (mode 0600). Copy it to the Docker host as /etc/dockyard/agent.token, then run:")
+    print(
+        f"dockyard-agent --server {data.get('url', 'wss://OPERATOR:8443')} --host-name {args.name} "
+        f"--token-file /etc/dockyard/agent.token {trust}"
+    )
+    return 0
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create `path` with mode 0600 (O_EXCL: never through someone's symlink) and write `data`."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "operator":
+        configure_json_logs(level=args.log_level)
+        return asyncio.run(_run_operator(args))
+    if args.command == "host" and args.host_command == "join":
+        return asyncio.run(_host_join(args))
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The operator's configuration: frozen dataclasses, one per concern, every default explained.
+
+`dockyard operator` fills these from flags and environment variables (cli.py); tests build them directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from dockyard_operator.informer.informing import WatchSettings
+from dockyard_operator.kube.electing import LeaderElectionSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconcileSettings:
+    workers: int = 4
+    """Concurrent reconciles. A key is never reconciled by two workers at once, so this only bounds how many
+    different containers are worked on in parallel (Docker calls are I/O-bound; 4 keeps a 2-core box calm)."""
+
+    resync_period: float = 300.0
+    """Every managed container is re-checked this often even without any event: the level-triggered safety net
+    for missed Docker events (the daemon replays only 256 after a reconnect). Costs one inspect per container."""
+
+    docker_call_timeout: float = 30.0
+    """Upper bound for one Docker API call (pulls and stops have their own, longer bounds)."""
+
+    pull_timeout: float = 600.0
+    """Upper bound for one image pull."""
+
+    unhealthy_restart_backoff: tuple[float, float] = (10.0, 300.0)
+    """Restart-on-unhealthy backoff: first delay and cap (seconds), doubling per consecutive restart, as the
+    kubelet's CrashLoopBackOff does; Docker itself never restarts an unhealthy container."""
+
+    deletion_host_timeout: float = 600.0
+    """How long deletion waits for an unreachable host before giving up on the container and removing the
+    finalizer anyway (the container is orphaned and reported in an Event). `dockyard.dev/orphan: "true"` on the
+    object skips the wait."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if self.resync_period <= 0 or self.docker_call_timeout <= 0 or self.pull_timeout <= 0:
+            raise ValueError("periods and timeouts must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSettings:
+    heartbeat_interval: float = 10.0
+    """Direct (non-tunnel) hosts are pinged this often; tunnel hosts are watched by the mux keepalive."""
+
+    agent_connect_grace: float = 30.0
+    """After the operator (re)starts, a tunnel host's agent gets this long to reconnect before the host and its
+    containers are reported unreachable; agents retry with backoff capped at 30 s."""
+
+    events_resubscribe_delay: float = 1.0
+    """Pause before re-subscribing to a host's Docker events after the stream ended while the host is up."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TunnelSettings:
+    enabled: bool = True
+    """Serve the agent tunnel inside the operator process."""
+
+    listen_host: str = "0.0.0.0"  # noqa: S104 — agents connect from other machines; TLS + tokens protect it
+    """Address the tunnel server binds."""
+
+    listen_port: int = 8443
+    """Port the tunnel server binds."""
+
+    public_url: str = ""
+    """wss:// URL agents dial, printed by `dockyard host join`; defaults to the listen address."""
+
+    tls_dir: Path | None = None
+    """Scratch directory for the self-signed CA and serving certificate (default: a private temp dir). The
+    material itself is kept in the Secret dockyard-tunnel-tls so the CA agents pin survives restarts."""
+
+    cert_file: Path | None = None
+    """A serving certificate from your own PKI (then agents use --ca-file, and no CA is minted)."""
+
+    key_file: Path | None = None
+    """The key of cert_file."""
+
+    insecure: bool = False
+    """Serve plain ws:// (development only; logs a warning)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces whose DockerContainers are managed; empty means all namespaces."""
+
+    operator_namespace: str = "dockyard-system"
+    """Where the leader-election Lease and the per-host token Secrets live."""
+
+    identity: str = ""
+    """This replica's name in the Lease (default: hostname + pid)."""
+
+    leader_election: bool = True
+    """Run leader election; off only for single-replica development."""
+
+    metrics_address: str = "127.0.0.1:8080"
+    """host:port for /healthz, /readyz and /metrics."""
+
+    watch: WatchSettings = dataclasses.field(default_factory=WatchSettings)
+    election: LeaderElectionSettings = dataclasses.field(default_factory=LeaderElectionSettings)
+    reconcile: ReconcileSettings = dataclasses.field(default_factory=ReconcileSettings)
+    hosts: HostSettings = dataclasses.field(default_factory=HostSettings)
+    tunnel: TunnelSettings = dataclasses.field(default_factory=TunnelSettings)

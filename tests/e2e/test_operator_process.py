@@ -1,0 +1,99 @@
+"""The operator as a process: probes and metrics, crash safety (kill -9 midway), leader election."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import time
+import uuid
+from typing import Any
+
+import aiodocker
+import pytest
+from dockyard_e2e import OperatorProcess, apply, condition, container_manifest, eventually, get_dc
+
+from dockyard_operator.kube.client import KubeClient
+
+pytestmark = [pytest.mark.kube, pytest.mark.docker]
+
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+
+
+def _http_get(port: int, path: str) -> tuple[int, str]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_probes_and_metrics(operator: Any) -> None:
+    assert _http_get(operator.metrics_port, "/healthz") == (200, "ok\n")
+    assert _http_get(operator.metrics_port, "/readyz") == (200, "ok\n")
+    status, body = _http_get(operator.metrics_port, "/metrics")
+    assert status == 200
+    for series in (
+        "controller_runtime_reconcile_total",
+        "controller_runtime_reconcile_time_seconds_bucket",
+        "workqueue_depth",
+        "workqueue_adds_total",
+        "dockyard_host_connected",
+        "leader_election_master_status",
+    ):
+        assert series in body, series
+    assert 'dockyard_host_connected{host="local-direct"} 1.0' in body
+
+
+async def test_kill_9_midway_leaves_no_duplicates_and_no_orphans(
+    devenv: Any, operator: Any, kube: KubeClient, docker: aiodocker.Docker, namespace: str, local_host: str
+) -> None:
+    batch = f"crash-{uuid.uuid4().hex[:4]}"
+    names = [f"{batch}-{i}" for i in range(8)]
+    for name in names:
+        apply(devenv, container_manifest(name, namespace, local_host, image=devenv.test_image, args=SLEEPER))
+    # Kill while the operator is in the middle of creating them (the first one is usually done by now).
+    await asyncio.sleep(0.3)
+    operator.kill(signal.SIGKILL)
+    operator.start()  # a new identity: it must wait for the dead leader's Lease to expire, then take over
+
+    async def all_ready() -> list[dict[str, Any]] | None:
+        objs = [await get_dc(kube, namespace, n) for n in names]
+        return objs if all(condition(o, "Ready").get("status") == "True" for o in objs) else None
+
+    objs = await eventually(all_ready, timeout=120, what="all containers Ready after kill -9")
+    for obj in objs:
+        found = await docker.containers.list(
+            all=True, filters={"label": [f"dockyard.dev/uid={obj['metadata']['uid']}"]}
+        )
+        assert [c.id for c in found] == [obj["status"]["containerID"]], obj["metadata"]["name"]
+    ours = await docker.containers.list(all=True, filters={"label": [f"dockyard.dev/namespace={namespace}"]})
+    uids = {o["metadata"]["uid"] for o in objs}
+    batch_containers = [c for c in ours if c._container["Labels"]["dockyard.dev/name"].startswith(batch)]
+    assert {c._container["Labels"]["dockyard.dev/uid"] for c in batch_containers} == uids
+    assert len(batch_containers) == len(names)
+
+
+def test_a_second_replica_waits_and_takes_over_on_shutdown(
+    devenv: Any, operator: Any, namespace: str, operator_kubeconfig: Any, tmp_path: Any
+) -> None:
+    standby = OperatorProcess(devenv, tmp_path, namespace, operator_kubeconfig, operator.operator_namespace)
+    with pytest.raises(AssertionError, match="never became ready"):
+        standby.start(
+            ready_timeout=6, keep_if_not_ready=True
+        )  # the Lease is held: the standby must not become ready (nor act)
+    assert "became leader" not in standby.log.read_text()
+    assert standby.proc is not None
+    assert standby.proc.poll() is None, "a standby waits; it does not exit"
+    started = time.monotonic()
+    assert operator.stop() == 0  # SIGTERM: the leader releases the Lease on the way out
+    try:
+        standby.wait_ready(timeout=30)
+        took = time.monotonic() - started
+        # Released, not expired: well under the 15 s lease duration.
+        assert took < 10, f"takeover took {took:.1f}s"
+    finally:
+        assert standby.stop() == 0
+        operator.start()
