@@ -539,11 +539,20 @@ def docker_api(sock: Path, method: str, path: str, body: bytes | None = None, *,
 
 
 def _bridge_for(dev: Path) -> tuple[str, str, str]:
-    """A bridge name and /24 derived from the dev dir, so two checkouts on one machine never collide."""
+    """A bridge name and a /24 for this dev dir: derived from its path, skipping subnets other interfaces use
+    (another checkout's bridge, even one whose daemon is long gone), so two environments never collide."""
     digest = hashlib.sha256(str(dev).encode()).digest()
     name = "dy" + digest[:4].hex()  # 10 chars; Linux allows 15
-    third = 64 + digest[4] % 128  # 10.213.64.0/24 .. 10.213.191.0/24
-    return name, f"10.213.{third}.1/24", f"10.213.{third}.0/24"
+    taken: set[int] = set()
+    for line in _run([_which("ip"), "-o", "-4", "addr", "show"]).stdout.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[1] != name and fields[3].startswith("10.213."):
+            taken.add(int(fields[3].split(".")[2]))
+    for step in range(128):
+        third = 64 + (digest[4] + step) % 128  # 10.213.64.0/24 .. 10.213.191.0/24
+        if third not in taken:
+            return name, f"10.213.{third}.1/24", f"10.213.{third}.0/24"
+    raise DevEnvError("no free 10.213.64.0/18 subnet for the test bridge: remove stale dy* bridges (ip link)")
 
 
 def _runtime_dir(dev: Path) -> Path:
@@ -568,7 +577,11 @@ def ensure_dockerd(dev: Path, state: dict[str, object]) -> Path:
     ddir = dev / "docker"
     sock = ddir / "docker.sock"
     pidfile = ddir / "dockerd.pid"
-    bridge, bridge_ip, bridge_cidr = _bridge_for(dev)
+    if isinstance(state.get("bridge_cidr"), str) and isinstance(state.get("bridge"), str):
+        bridge, bridge_cidr = str(state["bridge"]), str(state["bridge_cidr"])
+        bridge_ip = bridge_cidr.replace(".0/24", ".1/24")
+    else:
+        bridge, bridge_ip, bridge_cidr = _bridge_for(dev)
     state["bridge"], state["bridge_cidr"] = bridge, bridge_cidr
     if _read_pid(pidfile):
         with contextlib.suppress(Exception):
