@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -198,3 +199,64 @@ async def test_invalid_specs_are_rejected_by_the_api_server(devenv: Any, crds: N
         res = kubectl(devenv, "apply", "-f", "-", stdin=json.dumps(manifest), check=False)
         assert res.returncode != 0, f"{what} was accepted"
         assert "is invalid" in res.stderr or "Invalid value" in res.stderr, (what, res.stderr)
+
+
+async def test_a_name_taken_by_a_foreign_container_is_reported_never_adopted(
+    devenv: Any, operator: Any, kube: KubeClient, docker: aiodocker.Docker, namespace: str, local_host: str
+) -> None:
+    name = _name("taken")
+    foreign = await docker.containers.create(
+        {"Image": devenv.test_image, "Cmd": ["sleep", "3600"]}, name=f"{namespace}_{name}"
+    )
+    try:
+        apply(devenv, container_manifest(name, namespace, local_host, image=devenv.test_image, args=SLEEPER))
+
+        async def conflict() -> dict[str, Any] | None:
+            obj = await get_dc(kube, namespace, name)
+            return obj if condition(obj, "Ready").get("reason") == "NameConflict" else None
+
+        obj = await eventually(conflict, timeout=30, what="Ready=False NameConflict")
+        assert obj["status"]["phase"] == "Failed"
+        assert "containerID" not in obj["status"]
+        info = await docker.containers.get(foreign.id)
+        assert "dockyard.dev/uid" not in (info["Config"]["Labels"] or {}), "a foreign container is never adopted"
+        assert await _containers(docker, obj["metadata"]["uid"]) == []
+    finally:
+        kubectl(devenv, "delete", "dockercontainer", name, "-n", namespace, "--timeout=60s", check=False)
+        await foreign.delete(force=True)
+
+
+async def test_deletion_waits_for_a_lost_host_and_the_orphan_annotation_lets_it_go(
+    devenv: Any, operator: Any, kube: KubeClient, namespace: str, crds: None
+) -> None:
+    host = f"gone-{uuid.uuid4().hex[:6]}"
+    kubectl(devenv, "apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "dockyard.dev/v1alpha1", "kind": "DockerHost", "metadata": {"name": host},
+        "spec": {"url": "unix:///nonexistent/dockyard-test/docker.sock"},
+    }))  # fmt: skip
+    name = _name("stuck")
+    try:
+        apply(devenv, container_manifest(name, namespace, host, image=devenv.test_image, args=SLEEPER))
+
+        async def unreachable() -> dict[str, Any] | None:
+            obj = await get_dc(kube, namespace, name)
+            ok = condition(obj, "HostReachable").get("status") == "False"
+            return obj if ok and "dockyard.dev/container-cleanup" in obj["metadata"].get("finalizers", []) else None
+
+        await eventually(unreachable, timeout=30, what="HostReachable=False with our finalizer")
+        kubectl(devenv, "delete", "dockercontainer", name, "-n", namespace, "--wait=false")
+        await asyncio.sleep(3)
+        held = await get_dc(kube, namespace, name)  # still there: the container may still run on that host
+        assert held["metadata"].get("deletionTimestamp")
+        kubectl(devenv, "annotate", "dockercontainer", name, "-n", namespace, "dockyard.dev/orphan=true")
+
+        async def gone() -> bool | None:
+            try:
+                await get_dc(kube, namespace, name)
+            except NotFoundError:
+                return True
+            return None
+
+        await eventually(gone, timeout=30, what="deletion once orphaning was allowed")
+    finally:
+        kubectl(devenv, "delete", "dockerhost", host, "--wait=false", check=False)
