@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiodocker
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,3 +58,13 @@ def devenv() -> Iterator[devenv_module.Env]:
         keep = os.environ.get("DOCKYARD_KEEP_DEV") == "1"
         if not was_running and not keep and not _live_users(users):
             devenv_module.down(env.dev)
+
+
+@pytest.fixture
+async def docker(devenv: devenv_module.Env) -> AsyncIterator[aiodocker.Docker]:
+    """aiodocker on the private dockerd (for checking, and for acting behind the operator's back)."""
+    client = aiodocker.Docker(url=devenv.docker_host, api_version="v1.41")
+    try:
+        yield client
+    finally:
+        await client.close()

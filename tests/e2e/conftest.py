@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiodocker
 import pytest
 from dockyard_e2e import OPERATOR_NAMESPACE, ROOT, OperatorProcess, kubectl
 
@@ -100,15 +99,6 @@ def operator(
 @pytest.fixture
 async def kube(devenv: Any) -> AsyncIterator[KubeClient]:
     client = await KubeClient.connect(kubeconfig=str(devenv.kubeconfig))
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-async def docker(devenv: Any) -> AsyncIterator[aiodocker.Docker]:
-    client = aiodocker.Docker(url=devenv.docker_host, api_version="v1.41")
     try:
         yield client
     finally:

@@ -12,7 +12,6 @@ import io
 import socket
 import tarfile
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@pytest.fixture
-async def docker(devenv: Any) -> AsyncIterator[aiodocker.Docker]:
-    client = aiodocker.Docker(url=devenv.docker_host, api_version="v1.41")
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def make_spec(test_image: str, host_dir: Path, volume: str, **overrides: Any) -> DockerContainerSpec:
