@@ -171,3 +171,44 @@ async def test_host_selector_places_on_a_matching_reachable_host(
 
     obj = await eventually(unschedulable, timeout=30, what="Scheduled=False")
     assert obj["status"]["phase"] == "Pending"
+
+
+async def test_host_paths_need_the_hosts_permission(
+    devenv: Any, operator: Any, kube: KubeClient, docker: aiodocker.Docker, namespace: str, tmp_path: Any
+) -> None:
+    host = _name("paths")
+    host_manifest: dict[str, Any] = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "DockerHost",
+        "metadata": {"name": host},
+        "spec": {"url": devenv.docker_host},
+    }
+    kubectl(devenv, "apply", "-f", "-", stdin=json.dumps(host_manifest))
+    (tmp_path / "hello.txt").write_text("from the host\n")
+    name = _name("bind")
+    apply(devenv, container_manifest(
+        name, namespace, host, image=devenv.test_image, args=SLEEPER,
+        volumes=[{"name": "data", "mountPath": "/data", "readOnly": True, "hostPath": {"path": str(tmp_path)}}],
+    ))  # fmt: skip
+    try:
+
+        async def refused() -> dict[str, Any] | None:
+            obj = await get_dc(kube, namespace, name)
+            return obj if condition(obj, "Ready").get("reason") == "HostPathNotAllowed" else None
+
+        obj = await eventually(refused, timeout=30, what="HostPathNotAllowed")
+        assert obj["status"]["phase"] == "Failed"
+        assert "containerID" not in obj["status"]
+
+        host_manifest["spec"]["allowedHostPaths"] = [str(tmp_path.parent)]
+        kubectl(devenv, "apply", "-f", "-", stdin=json.dumps(host_manifest))
+
+        async def ready() -> dict[str, Any] | None:
+            obj = await get_dc(kube, namespace, name)
+            return obj if condition(obj, "Ready").get("status") == "True" else None
+
+        obj = await eventually(ready, timeout=60, what="Ready once the host allows the path")
+        assert await _exec(docker, obj["status"]["containerID"], "cat", "/data/hello.txt") == "from the host\n"
+    finally:
+        kubectl(devenv, "delete", "dockercontainer", name, "-n", namespace, "--timeout=60s", check=False)
+        kubectl(devenv, "delete", "dockerhost", host, "--wait=false", check=False)

@@ -6,7 +6,7 @@ so it is an administrator's act (RBAC on a cluster-scoped kind), never a namespa
 
 import datetime
 import enum
-from typing import ClassVar, Final, Literal
+from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import Field
 
@@ -68,6 +68,25 @@ class DockerHostSpec(common.ApiModel):
     namespace_selector: common.LabelSelector | None = None
     """Which namespaces may place DockerContainers on this host, by namespace labels. Unset means every namespace;
     {} also matches every namespace."""
+
+    allowed_host_paths: list[Annotated[str, Field(max_length=1024, pattern=r"^/.*$")]] = Field(
+        default_factory=list, max_length=64
+    )
+    """Host directories DockerContainers may bind-mount (hostPath volumes), as absolute path prefixes: /srv/data
+    allows /srv/data and everything below it. Empty (the default) allows no hostPath volume at all: a bind of /
+    or /var/run/docker.sock is root on the host, so the host's administrator opts in, path by path. Named Docker
+    volumes, Secrets and ConfigMaps are always allowed."""
+
+    def allows_host_path(self, path: str) -> bool:
+        """Whether a hostPath volume at `path` is within one of allowed_host_paths."""
+        clean = "/" + "/".join(p for p in path.split("/") if p not in ("", "."))
+        if ".." in clean.split("/"):
+            return False
+        for prefix in self.allowed_host_paths:
+            root = "/" + "/".join(p for p in prefix.split("/") if p not in ("", "."))
+            if clean == root or clean.startswith(root.rstrip("/") + "/"):
+                return True
+        return False
 
     @property
     def connection_mode(self) -> ConnectionMode:

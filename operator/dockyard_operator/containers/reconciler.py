@@ -27,6 +27,7 @@ import pydantic
 import structlog
 
 from dockyard_operator.api.dockercontainer import DockerContainerSpec, DockerContainerStatus, RestartPolicy
+from dockyard_operator.api.dockerhost import DockerHostSpec
 from dockyard_operator.containers import desired as desired_mod
 from dockyard_operator.containers import drift as drift_mod
 from dockyard_operator.containers import errors as container_errors
@@ -254,6 +255,19 @@ class ContainerReconciler:
             await self._event(obj, "Scheduled", decision.message)
         cond("Scheduled", "True", decision.reason, decision.message)
         base: JSON = {**old, "host": host}
+
+        # A hostPath bind is root on the host (think / or docker.sock): only paths its DockerHost allows.
+        host_spec = DockerHostSpec.model_validate((self._dockerhosts.get(host) or {}).get("spec") or {})
+        denied = sorted(
+            v.host_path.path for v in spec.volumes if v.host_path and not host_spec.allows_host_path(v.host_path.path)
+        )
+        if denied:
+            message = f"DockerHost {host} does not allow hostPath {', '.join(denied)} (spec.allowedHostPaths)"
+            if next((c for c in conditions if c["type"] == "Ready"), {}).get("reason") != "HostPathNotAllowed":
+                await self._event(obj, "Failed", message, warning=True)
+            cond("Ready", "False", "HostPathNotAllowed", message)
+            await self._patch_status(obj, finish({**base, "phase": "Failed"}))
+            return None
 
         conn = self._hosts.get(host)
         if conn is None or not conn.state.decided:
