@@ -34,11 +34,20 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"DOCKYARD_{name.upper().replace('-', '_')}", default)
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = _env(name)
     if raw is None:
         return default
-    return raw.strip().lower() in ("1", "true", "yes", "on")
+    value = raw.strip().lower()
+    if value not in _TRUE + _FALSE:
+        # A typo must not quietly mean "false": DOCKYARD_LEADER_ELECT=ture would let two replicas act.
+        env = f"DOCKYARD_{name.upper().replace('-', '_')}"
+        raise SystemExit(f"dockyard: error: {env}={raw!r} is not a boolean (use true or false)")
+    return value in _TRUE
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -70,13 +79,13 @@ def _build_parser() -> argparse.ArgumentParser:
     op.add_argument(
         "--workers",
         type=int,
-        default=int(_env("workers", "4") or 4),
+        default=_env("workers", "4"),
         help="concurrent DockerContainer reconciles (default: 4)",
     )
     op.add_argument(
         "--resync-period",
         type=float,
-        default=float(_env("resync-period", "300") or 300),
+        default=_env("resync-period", "300"),
         help="seconds between full re-checks of every container (default: 300)",
     )
     op.add_argument(

@@ -135,6 +135,7 @@ class Operator:
         # Last seen "intent" (everything but status) per object, to tell our own status writes from changes.
         self._seen_containers: dict[str, str] = {}
         self._seen_hosts: dict[str, str] = {}
+        self._placed: dict[str, str] = {}  # container key -> status.host, for DockerHost container counts
         self._wire_handlers()
         self.metrics.add_host_collector(self._host_stats)
 
@@ -220,9 +221,16 @@ class Operator:
         self.namespace_informer.add_handler(namespace_changed)
 
     def _container_host_count(self, kind: str, obj: JSON) -> None:
-        host = (obj.get("status") or {}).get("host")
-        if host and kind in ("ADDED", "DELETED"):
-            self._enqueue_host(host)
+        """A container placed on, or leaving, a host changes that host's status.containers."""
+        key = object_key(obj)
+        host = None if kind == "DELETED" else (obj.get("status") or {}).get("host")
+        before = self._placed.pop(key, None)
+        if host:
+            self._placed[key] = host
+        if before != host:
+            for name in (before, host):
+                if name:
+                    self._enqueue_host(name)
 
     def _host_stats(self) -> list[tuple[str, bool, int, int, int, float | None]]:
         out = []
@@ -255,6 +263,11 @@ class Operator:
 
     async def _on_agent_connect(self, info: HostInfo) -> None:
         await self.hosts.tunnel_connected(info.host, agent_version=info.hello.agent_version)
+
+    async def _disconnect_agent(self, host: str) -> None:
+        session = self.tunnel.registry.get(host) if self.tunnel is not None else None
+        if session is not None:
+            await session.close()
 
     async def _on_agent_disconnect(self, host: str, reason: str) -> None:
         await self.hosts.tunnel_disconnected(host, reason)
@@ -375,7 +388,9 @@ class Operator:
         elector: LeaderElector | None = None
         try:
             async with asyncio.TaskGroup() as group:
-                stopper = group.create_task(stop.wait())
+                # Raising from a task cancels the group's body wherever it waits (acquiring the Lease, informer
+                # sync against a broken API server): SIGTERM is honoured at every stage.
+                group.create_task(_raise_when(stop))
                 if self.settings.leader_election:
                     elector = LeaderElector(
                         client=self.kube,
@@ -384,11 +399,7 @@ class Operator:
                         identity=self.identity,
                         settings=self.settings.election,
                     )
-                    acquiring = group.create_task(elector.acquire())
-                    await asyncio.wait({acquiring, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    if stop.is_set():
-                        acquiring.cancel()
-                        return
+                    await elector.acquire()
                     self.metrics.leader.labels("dockyard-operator").set(1)
                     group.create_task(elector.hold())
                 if self.settings.tunnel.enabled:
@@ -402,6 +413,7 @@ class Operator:
                     authenticator=self.authenticator,
                     tunnel_socket=self.bridges.socket_for if self.bridges is not None else None,
                     operator_namespace=self.settings.operator_namespace,
+                    disconnect_agent=self._disconnect_agent,
                 )
                 informers = [
                     self.host_informer,
@@ -420,8 +432,7 @@ class Operator:
                 group.create_task(run_workers(self.container_queue, self._reconcile_container, workers=workers))
                 group.create_task(self._resync())
                 self.started.set()
-                await stopper
-                raise _Stopping()
+                await asyncio.Event().wait()  # until _raise_when(stop) unwinds the group
         except* _Stopping:
             pass
         finally:
@@ -456,6 +467,11 @@ def _intent(obj: JSON) -> str:
 
 class _Stopping(Exception):
     """Internal: unwinds the TaskGroup when stop is requested."""
+
+
+async def _raise_when(stop: asyncio.Event) -> None:
+    await stop.wait()
+    raise _Stopping()
 
 
 class _MergedStore:

@@ -91,8 +91,10 @@ def operator(
     finally:
         # Delete what this session created while the operator still runs: its finalizer removes the Docker
         # containers (an end-to-end check of deletion at scale), and nothing is left on the daemon.
-        kubectl(devenv, "delete", "dockercontainers", "--all", "-n", namespace, "--wait=true", "--timeout=180s")
-        code = proc.stop()
+        try:
+            kubectl(devenv, "delete", "dockercontainers", "--all", "-n", namespace, "--wait=true", "--timeout=180s")
+        finally:
+            code = proc.stop()  # always: a leftover operator would fight the next session's over DockerHosts
         assert code == 0, f"operator did not stop cleanly on SIGTERM (exit {code}):\n{proc.tail()}"
 
 

@@ -108,7 +108,7 @@ class ContainerReconciler:
         # container id -> Docker's own RestartCount when we last looked. Docker restarts by its restart policy
         # add to status.restartCount as deltas. After an operator restart the first sighting only sets the
         # baseline: we would rather under-count once than count old restarts twice.
-        self._docker_restarts: dict[str, int] = {}
+        self._docker_restarts: dict[str, tuple[str, int]] = {}  # uid -> (container id, RestartCount)
         # key -> (resourceVersion of our last write, monotonic deadline for waiting on it)
         self._written: dict[str, tuple[str, float]] = {}
         # keys whose reconcile was put off until the cache shows our last write
@@ -251,7 +251,18 @@ class ContainerReconciler:
             await self._patch_status(obj, finish({**old, "phase": "Pending"}))
             return None
         host = decision.host
-        if old.get("host") != host:
+        previous = old.get("host")
+        if previous and previous != host and old.get("containerID"):
+            # A move (hostRef edited, or the selected host no longer matches): one copy at a time. The old
+            # container goes first; if its host cannot be reached we wait rather than run two copies.
+            moved = await self._leave_previous_host(obj, previous, spec.stop_grace_period_seconds)
+            if not moved:
+                message = f"waiting for {previous} to be reachable to remove the container there before moving"
+                cond("Scheduled", "False", "PreviousHostUnreachable", message)
+                await self._patch_status(obj, finish(dict(old)))
+                return None
+            old = {k: v for k, v in old.items() if k not in ("containerID", "state", "health", "ip", "startedAt")}
+        if previous != host:
             await self._event(obj, "Scheduled", decision.message)
         cond("Scheduled", "True", decision.reason, decision.message)
         base: JSON = {**old, "host": host}
@@ -303,8 +314,12 @@ class ContainerReconciler:
 
         try:
             return await self._converge(obj, spec, want, docker, base, cond, finish)
-        except docker_errors.DockerUnavailableError:
-            conn.mark_unreachable("a Docker call failed mid-reconcile")
+        except (docker_errors.DockerError, container_errors.ContainersError) as exc:
+            # Say so before the retry backoff: a status that still reads Ready=True while we fail would lie.
+            unreachable = isinstance(exc, docker_errors.DockerUnavailableError)
+            cond("Ready", "Unknown" if unreachable else "False", "ReconcileFailed", str(exc))
+            with contextlib.suppress(kube_errors.KubeError):
+                await self._patch_status(obj, finish(base))
             raise
 
     async def _converge(
@@ -334,6 +349,8 @@ class ContainerReconciler:
             inspect = await docker.inspect(str(current["Id"]))
             drifted = drift_mod.detect_drift(want, inspect)
             if drifted and spec.drift_policy.value == "Enforce":
+                # The new image first: a typo in a tag must not cost the running container.
+                await self._ensure_image(obj, spec, want, docker)
                 await docker.stop(str(current["Id"]), grace_seconds=spec.stop_grace_period_seconds)
                 await docker.remove(str(current["Id"]))
                 recreated_for = drifted
@@ -347,7 +364,7 @@ class ContainerReconciler:
                 cond("Drifted", "False", "InSync", "the container matches the spec")
 
         if inspect is None:
-            created = await self._create(obj, spec, want, docker)
+            created = await self._create(obj, spec, want, docker, image_ready=bool(recreated_for))
             if created is None:
                 cond("Ready", "False", "NameConflict", f"a container named {want.container_name} is not ours")
                 await self._patch_status(obj, finish({**base, "phase": "Failed"}))
@@ -409,9 +426,10 @@ class ContainerReconciler:
             self._unhealthy.pop(uid, None)
 
         docker_restarts = int(inspect.get("RestartCount") or 0)
-        baseline = self._docker_restarts.get(cid, docker_restarts)
-        restarts += max(0, docker_restarts - baseline)
-        self._docker_restarts[cid] = docker_restarts
+        seen_cid, baseline = self._docker_restarts.get(uid, (cid, docker_restarts))
+        if seen_cid == cid:
+            restarts += max(0, docker_restarts - baseline)
+        self._docker_restarts[uid] = (cid, docker_restarts)  # one entry per object, dropped with it
         status: JSON = {
             **base,
             "phase": observing.phase_for(seen, policy),
@@ -432,7 +450,8 @@ class ContainerReconciler:
             cond("Healthy", "Unknown", "HealthCheckStarting", "waiting for the first healthcheck results")
         else:
             cond("Healthy", "False", "HealthCheckFailing", "the healthcheck is failing")
-        ready = seen.running and seen.health in (None, "healthy")
+        # Docker says Running while paused; a paused container serves nothing.
+        ready = seen.running and seen.state != "paused" and seen.health in (None, "healthy")
         if ready:
             cond("Ready", "True", "Running", "the container is running" + (" and healthy" if seen.health else ""))
         elif seen.running:
@@ -443,7 +462,13 @@ class ContainerReconciler:
         return requeue
 
     async def _create(
-        self, obj: JSON, spec: DockerContainerSpec, want: desired_mod.DesiredContainer, docker: DockerClient
+        self,
+        obj: JSON,
+        spec: DockerContainerSpec,
+        want: desired_mod.DesiredContainer,
+        docker: DockerClient,
+        *,
+        image_ready: bool = False,
     ) -> JSON | None:
         """Pull as the policy says, create, copy files in, start. None when the name belongs to someone else."""
         existing = await docker.container_by_name(want.container_name)
@@ -457,28 +482,8 @@ class ContainerReconciler:
                     warning=True,
                 )
                 return None
-        policy = spec.effective_image_pull_policy.value
-        present = await docker.image_exists(want.image)
-        if policy == "Always" or (policy == "IfNotPresent" and not present):
-            await self._event(obj, "Pulling", f"pulling image {want.image}")
-            secrets = [
-                _decode(s)
-                for ref in spec.image_pull_secrets
-                if (s := self._secrets.get(f"{obj['metadata']['namespace']}/{ref.name}")) is not None
-            ]
-            try:
-                await docker.pull(want.image, auth=pulling.auth_for(want.image, secrets))
-            except docker_errors.DockerAPIError as exc:
-                if not present:
-                    await self._event(obj, "Failed", f"cannot pull {want.image}: {exc.message}", warning=True)
-                    raise
-                # Always, but the registry is unreachable: run what we have, as the kubelet does not; we
-                # prefer a running service over a failed pull of an image already present. Reported.
-                await self._event(obj, "Failed", f"pull of {want.image} failed; using the local image", warning=True)
-        elif policy == "Never" and not present:
-            note = f"image {want.image} is not present and imagePullPolicy is Never"
-            await self._event(obj, "Failed", note, warning=True)
-            raise container_errors.ContainersError(f"image {want.image} not present (imagePullPolicy Never)")
+        if not image_ready:
+            await self._ensure_image(obj, spec, want, docker)
         cid = await docker.create(name=want.container_name, config=want.create_config)
         if want.files or want.directories:
             try:
@@ -491,6 +496,54 @@ class ContainerReconciler:
         await docker.start(cid)
         await self._event(obj, "Started", f"started container {cid[:12]}")
         return await docker.inspect(cid)
+
+    async def _leave_previous_host(self, obj: JSON, previous: str, grace: int) -> bool:
+        """Remove this object's container from `previous`; False when that host exists but is unreachable."""
+        if self._dockerhosts.get(previous) is None:
+            note = f"DockerHost {previous} is gone; a container left on that machine is no longer managed"
+            await self._event(obj, "Moved", note, warning=True)
+            return True
+        conn = self._hosts.get(previous)
+        if conn is None or not conn.state.reachable:
+            return False
+        for found in await conn.client.list_containers(labels={labels.UID: obj["metadata"]["uid"]}):
+            cid = str(found["Id"])
+            if found.get("State") == "running":
+                await conn.client.stop(cid, grace_seconds=grace)
+            await conn.client.remove(cid)
+        await self._event(obj, "Moved", f"removed the container from {previous} before moving")
+        return True
+
+    async def _ensure_image(
+        self, obj: JSON, spec: DockerContainerSpec, want: desired_mod.DesiredContainer, docker: DockerClient
+    ) -> None:
+        """Make the image present as imagePullPolicy says (before anything is stopped or created)."""
+        policy = spec.effective_image_pull_policy.value
+        present = await docker.image_exists(want.image)
+        if policy == "Always" or (policy == "IfNotPresent" and not present):
+            await self._event(obj, "Pulling", f"pulling image {want.image}")
+            secrets = [
+                _decode(s)
+                for ref in spec.image_pull_secrets
+                if (s := self._secrets.get(f"{obj['metadata']['namespace']}/{ref.name}")) is not None
+            ]
+            try:
+                await docker.pull(
+                    want.image,
+                    auth=pulling.auth_for(want.image, secrets),
+                    timeout=self._settings.pull_timeout,
+                )
+            except docker_errors.DockerAPIError as exc:
+                if not present:
+                    await self._event(obj, "Failed", f"cannot pull {want.image}: {exc.message}", warning=True)
+                    raise
+                # Always, but the registry is unreachable: run what we have, as the kubelet does not; we
+                # prefer a running service over a failed pull of an image already present. Reported.
+                await self._event(obj, "Failed", f"pull of {want.image} failed; using the local image", warning=True)
+        elif policy == "Never" and not present:
+            note = f"image {want.image} is not present and imagePullPolicy is Never"
+            await self._event(obj, "Failed", note, warning=True)
+            raise container_errors.ContainersError(f"image {want.image} not present (imagePullPolicy Never)")
 
     # ------------------------------------------------------------------------------------------ deletion
 
@@ -522,6 +575,7 @@ class ContainerReconciler:
                     warning=True,
                 )
         self._unhealthy.pop(meta["uid"], None)
+        self._docker_restarts.pop(meta["uid"], None)
         with contextlib.suppress(kube_errors.NotFoundError):  # already gone: nothing left to release
             await self._set_finalizers(obj, [f for f in finalizers if f != FINALIZER])
         return None

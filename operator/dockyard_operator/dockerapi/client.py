@@ -39,6 +39,14 @@ def _translate(exc: BaseException, what: str) -> errors.DockerError:
     return errors.DockerUnavailableError(f"{what}: {exc!r}")
 
 
+def qualify_image(image: str) -> str:
+    """The fully qualified form of an image reference: docker.io/library/x for Docker Hub shorthands."""
+    first, sep, _ = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return image
+    return f"docker.io/{image}" if sep else f"docker.io/library/{image}"
+
+
 class DockerClient:
     """One host's Docker API. Construct with :meth:`open`; always :meth:`close`."""
 
@@ -88,6 +96,8 @@ class DockerClient:
                 return await fn()
         except (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _translate(exc, f"{self.host}: {what}") from exc
+        except ValueError as exc:  # aiodocker validates some arguments itself (e.g. image references)
+            raise errors.DockerAPIError(400, f"{self.host}: {what}: {exc}") from exc
 
     # -- host ----------------------------------------------------------------------------------------------
 
@@ -178,6 +188,11 @@ class DockerClient:
         return True
 
     async def pull(self, image: str, *, auth: JSON | None = None, timeout: float = 600.0) -> None:
+        # With credentials aiodocker takes the registry from the reference and refuses one without a host:
+        # "nginx" must become "docker.io/library/nginx" (the same image Docker would pull).
+        if auth is not None:
+            image = qualify_image(image)
+
         async def run() -> None:
             await self._docker.images.pull(image, auth=auth)
 

@@ -61,7 +61,9 @@ class Endpoint:
 
     url: str
     tunnel: bool
-    ssl_context: ssl.SSLContext | None = None
+    tls_version: str = ""
+    """Identity of the TLS material (the Secret's resourceVersion): a new context object alone is no change."""
+    ssl_context: ssl.SSLContext | None = dataclasses.field(default=None, compare=False)
 
 
 class HostConnection:
@@ -89,6 +91,7 @@ class HostConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._events_task: asyncio.Task[None] | None = None
         self.events_received = 0
+        self.session_up = False  # tunnel hosts: whether the agent holds a tunnel session now
         self._log = structlog.get_logger("dockyard.hosts").bind(host=name)
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -100,8 +103,7 @@ class HostConnection:
     def start(self) -> None:
         if self.endpoint.tunnel:
             self._spawn(self._await_agent())
-        else:
-            self._spawn(self._heartbeat())
+        self._spawn(self._heartbeat())
 
     async def _await_agent(self) -> None:
         await asyncio.sleep(self._settings.agent_connect_grace)
@@ -158,7 +160,13 @@ class HostConnection:
         self._on_change(self.name)
 
     async def _heartbeat(self) -> None:
+        """Reachability of the Docker API itself. For a tunnel host only while its agent holds a session (the
+        session's own loss is reported by the tunnel at once): an agent up with its dockerd down is unreachable
+        too. One failed call in a reconcile never decides this; a failed ping does."""
         while True:
+            if self.endpoint.tunnel and not self.session_up:
+                await asyncio.sleep(self._settings.heartbeat_interval)
+                continue
             try:
                 await self.client.ping()
             except docker_errors.DockerError as exc:
@@ -244,10 +252,12 @@ class HostConnections:
         self._hosts[name] = conn
         conn.start()
         if endpoint.tunnel and name in self._tunnel_sessions:
+            conn.session_up = True
             await conn.mark_reachable(agent_version=self._tunnel_sessions[name])
         return conn
 
     async def remove(self, name: str) -> None:
+        self._tunnel_sessions.pop(name, None)
         conn = self._hosts.pop(name, None)
         if conn is not None:
             await conn.close()
@@ -262,10 +272,12 @@ class HostConnections:
         self._tunnel_sessions[name] = agent_version
         conn = self._hosts.get(name)
         if conn is not None and conn.endpoint.tunnel:
+            conn.session_up = True
             await conn.mark_reachable(agent_version=agent_version)
 
     async def tunnel_disconnected(self, name: str, reason: str) -> None:
         self._tunnel_sessions.pop(name, None)
         conn = self._hosts.get(name)
         if conn is not None and conn.endpoint.tunnel:
+            conn.session_up = False
             conn.mark_unreachable(f"agent disconnected: {reason}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import ssl
@@ -54,7 +55,9 @@ class HostReconciler:
         authenticator: HostTokenAuthenticator,
         tunnel_socket: Callable[[str], Awaitable[Path]] | None,
         operator_namespace: str,
+        disconnect_agent: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        self._disconnect_agent = disconnect_agent
         self._kube = kube
         self._hosts = hosts
         self._store = dockerhosts
@@ -69,6 +72,8 @@ class HostReconciler:
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             await self._hosts.remove(name)
             self._auth.forget(name)
+            if self._disconnect_agent is not None:
+                await self._disconnect_agent(name)  # its token is no longer valid; neither is its session
             return None
         generation = obj["metadata"].get("generation")
         try:
@@ -86,13 +91,14 @@ class HostReconciler:
                 token_ref = await self._ensure_token(obj)
                 endpoint = Endpoint(url=f"unix://{await self._tunnel_socket(name)}", tunnel=True)
             else:
-                ctx = await self._tls_context(spec) if spec.tls is not None else None
-                endpoint = Endpoint(url=spec.url, tunnel=False, ssl_context=ctx)
+                ctx, tls_version = await self._tls_context(spec) if spec.tls is not None else (None, "")
+                endpoint = Endpoint(url=spec.url, tunnel=False, tls_version=tls_version, ssl_context=ctx)
         except kube_errors.NotFoundError as exc:
             await self._patch_status(obj, phase=HostPhase.DISCONNECTED, ready=("False", "SecretNotFound", str(exc)))
             return None
         conn = await self._hosts.configure(name, endpoint)
         state = conn.state
+        self._log.debug("reconciled host", host=name, decided=state.decided, reachable=state.reachable)
         if not state.decided:
             return None  # the first verdict (ping, agent session, or grace expiry) re-queues this host
         if state.reachable:
@@ -122,6 +128,11 @@ class HostReconciler:
         secret_name = token_secret_name(name)
         try:
             secret = await self._kube.get(SECRETS, secret_name, namespace=self._namespace)
+            owners = {o.get("uid") for o in secret["metadata"].get("ownerReferences") or []}
+            if obj["metadata"]["uid"] not in owners:
+                # Left over from an earlier DockerHost of the same name: its token must not admit this one.
+                await self._kube.delete(SECRETS, secret_name, namespace=self._namespace)
+                raise kube_errors.NotFoundError(404, "NotFound", f"stale {secret_name} replaced")
             token = base64.b64decode(secret.get("data", {}).get(TOKEN_KEY, "")).decode()
         except kube_errors.NotFoundError:
             token = new_token()
@@ -155,12 +166,14 @@ class HostReconciler:
             self._auth.set_token(name, token)
         return common.SecretReference(name=secret_name, namespace=self._namespace)
 
-    async def _tls_context(self, spec: DockerHostSpec) -> ssl.SSLContext:
+    async def _tls_context(self, spec: DockerHostSpec) -> tuple[ssl.SSLContext, str]:
+        """The client TLS context, and the Secret's identity (a rotated Secret means a new connection)."""
         assert spec.tls is not None
         ref = spec.tls.secret_ref
         secret = await self._kube.get(SECRETS, ref.name, namespace=ref.namespace)
         data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-        return _client_tls(data)
+        version = f"{ref.namespace}/{ref.name}@{secret['metadata'].get('resourceVersion', '')}"
+        return await asyncio.to_thread(_client_tls, data), version
 
     async def _patch_status(
         self,

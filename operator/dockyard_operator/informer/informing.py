@@ -147,7 +147,10 @@ class Informer:
                 self._log.info("watch expired (410 Gone); re-listing", resource_version=rv)
                 rv = None
                 continue
-            except (errors.KubeConnectionError, errors.APIError) as exc:
+            except Exception as exc:  # an informer must outlive anything one response can do
+                if not isinstance(exc, errors.KubeConnectionError | errors.APIError):
+                    self._log.error("unexpected list/watch failure; re-listing", error=repr(exc))
+                    rv = None
                 failures += 1
                 self.watch_restarts += 1
                 retry_after = exc.retry_after if isinstance(exc, errors.APIError) else None

@@ -98,7 +98,11 @@ class KubeClient:
                 decoded: Any = json.loads(raw)
             except ValueError:
                 decoded = raw.decode(errors="replace")
-            raise errors.from_status(resp.status, decoded)
+            error = errors.from_status(resp.status, decoded)
+            header = resp.headers.get("Retry-After", "")
+            if error.retry_after is None and header.isdigit():
+                error.details["retryAfterSeconds"] = int(header)
+            raise error
         return resp
 
     async def request(
