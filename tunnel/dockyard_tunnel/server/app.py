@@ -120,7 +120,17 @@ class TunnelServer:
                 await site.stop()  # first: no connection may arrive after the sessions are closed
         await self.registry.close_all()
         if runner is not None:
+            # cleanup() asks each connection to close, but a TLS close waits for the peer's close_notify (up to
+            # 30 s) and asyncio's Server.close() leaves accepted sockets alone: an agent that died mid-handshake
+            # or mid-shutdown would keep its socket after stop() returns (and leak it once the loop is gone).
+            # Whatever is still open after cleanup is aborted: stop() means every socket is closed.
+            server = runner.server
+            transports = [h.transport for h in server.connections] if server is not None else []
             await runner.cleanup()
+            for transport in transports:
+                if transport is not None:
+                    transport.abort()  # also when already closing: a graceful TLS close may never complete
+            await asyncio.sleep(0)  # let the aborts run their connection_lost callbacks
         log.info("server_stopped")
 
     def _accepting(self) -> bool:
