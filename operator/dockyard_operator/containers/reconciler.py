@@ -26,8 +26,10 @@ from typing import Any
 import pydantic
 import structlog
 
+from dockyard_operator.api.common import ConditionStatus
 from dockyard_operator.api.dockercontainer import DockerContainerSpec, DockerContainerStatus, RestartPolicy
 from dockyard_operator.api.dockerhost import DockerHostSpec
+from dockyard_operator.containers import conditions as conditions_mod
 from dockyard_operator.containers import desired as desired_mod
 from dockyard_operator.containers import drift as drift_mod
 from dockyard_operator.containers import errors as container_errors
@@ -35,7 +37,6 @@ from dockyard_operator.containers import labels, observing, pulling, scheduling
 from dockyard_operator.dockerapi import errors as docker_errors
 from dockyard_operator.dockerapi.client import DockerClient
 from dockyard_operator.hosts.connections import HostConnections
-from dockyard_operator.hosts.reconciler import merge_condition
 from dockyard_operator.informer.store import Store
 from dockyard_operator.kube import errors as kube_errors
 from dockyard_operator.kube.client import KubeClient
@@ -55,16 +56,8 @@ CONSISTENCY_TIMEOUT = 5.0
 ORPHAN_ANNOTATION = "dockyard.dev/orphan"
 
 
-def _now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime.datetime):
-        return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return str(value)
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _parse_time(value: str | None) -> float | None:
@@ -219,9 +212,8 @@ class ContainerReconciler:
 
         def cond(type_: str, status: str, reason: str, message: str = "") -> None:
             nonlocal conditions
-            conditions = merge_condition(
-                conditions, type_=type_, status=status, reason=reason, message=message[:1024], generation=generation
-            )
+            update = conditions_mod.ConditionUpdate(type_, ConditionStatus(status), reason, message[:1024])
+            conditions = conditions_mod.set_condition(conditions, update, observed_generation=generation, now=_now())
 
         def finish(status: JSON) -> JSON:
             status["observedGeneration"] = generation
@@ -356,7 +348,7 @@ class ContainerReconciler:
                 recreated_for = drifted
                 inspect = None
             elif drifted:
-                since = ((base.get("drift") or {}).get("since")) or _now_iso()
+                since = ((base.get("drift") or {}).get("since")) or conditions_mod.format_time(_now())
                 base["drift"] = {"fields": list(drifted), "since": since}
                 cond("Drifted", "True", "DriftDetected", "differs from the spec: " + ", ".join(drifted))
             else:
@@ -437,7 +429,7 @@ class ContainerReconciler:
             "state": seen.state,
             "health": seen.health,
             "ip": seen.ip,
-            "startedAt": _iso(seen.started_at),
+            "startedAt": conditions_mod.format_time(seen.started_at) if seen.started_at else None,
             "restartCount": restarts,
             "lastExitCode": last_exit,
             "imageID": seen.image_id,

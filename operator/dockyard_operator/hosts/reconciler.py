@@ -28,20 +28,8 @@ from dockyard_operator.kube.resources import DOCKERHOSTS, SECRETS
 JSON = dict[str, Any]
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-
-
 def _iso(value: datetime.datetime | None) -> str | None:
-    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
-def merge_condition(
-    conditions: list[JSON], *, type_: str, status: str, reason: str, message: str, generation: int | None
-) -> list[JSON]:
-    """Set one condition now (metav1.Condition semantics live in containers.conditions)."""
-    update = conditions_mod.ConditionUpdate(type_, ConditionStatus(status), reason, message)
-    return conditions_mod.set_condition(conditions, update, observed_generation=generation, now=_now())
+    return conditions_mod.format_time(value) if value else None
 
 
 class HostReconciler:
@@ -192,13 +180,11 @@ class HostReconciler:
         status["phase"] = phase.value
         status["observedGeneration"] = generation if generation is not None else obj["metadata"].get("generation")
         status["containers"] = self._count(name)
-        status["conditions"] = merge_condition(
+        status["conditions"] = conditions_mod.set_condition(
             list(current.get("conditions") or []),
-            type_="Ready",
-            status=ready[0],
-            reason=ready[1],
-            message=ready[2][:1024],
-            generation=status["observedGeneration"],
+            conditions_mod.ConditionUpdate("Ready", ConditionStatus(ready[0]), ready[1], ready[2][:1024]),
+            observed_generation=status["observedGeneration"],
+            now=datetime.datetime.now(datetime.UTC),
         )
         # Heartbeat time alone does not justify a write: idle hosts must cost the API server nothing.
         if _without(status, "lastHeartbeat") == _without(current, "lastHeartbeat"):
