@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from pathlib import Path
 import structlog
 
 from dockyard_operator import __version__
+from dockyard_operator.api.common import DEFAULT_OPERATOR_CLASS, DNS_LABEL_PATTERN
 from dockyard_operator.hosts.tokens import TOKEN_KEY, token_secret_name
 from dockyard_operator.informer.informing import WatchSettings
 from dockyard_operator.kube import errors as kube_errors
@@ -70,6 +72,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         dest="namespaces",
         help="watch DockerContainers in this namespace (repeatable; default: all). Env: DOCKYARD_NAMESPACES=a,b",
+    )
+    op.add_argument(
+        "--operator-class",
+        default=_env("operator-class", DEFAULT_OPERATOR_CLASS),
+        help="serve DockerHosts with this spec.operatorClass and namespaces labelled dockyard.dev/operator-class "
+        f"with it (default: {DEFAULT_OPERATOR_CLASS}, which also takes unlabelled namespaces)",
     )
     op.add_argument(
         "--operator-namespace",
@@ -155,11 +163,16 @@ def _split_address(value: str, flag: str) -> tuple[str, int]:
 
 def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
     namespaces = args.namespaces or [n for n in (_env("namespaces") or "").split(",") if n]
+    if not re.fullmatch(DNS_LABEL_PATTERN, args.operator_class or "") or len(args.operator_class) > 63:
+        raise SystemExit(
+            f"dockyard: error: --operator-class must be a DNS label (a-z, 0-9, '-'), not {args.operator_class!r}"
+        )
     tunnel_host, tunnel_port = _split_address(args.tunnel_address, "--tunnel-address")
     _split_address(args.metrics_address, "--metrics-address")
     try:
         return OperatorSettings(
             namespaces=tuple(namespaces),
+            operator_class=args.operator_class,
             operator_namespace=args.operator_namespace,
             identity=args.identity,
             leader_election=args.leader_elect,

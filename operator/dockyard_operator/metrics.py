@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 HostStatsSource = Callable[[], Iterable[tuple[str, bool, int, int, int, float | None]]]
@@ -72,6 +72,9 @@ class Metrics:
     def count_docker_call(self, host: str, call: str) -> None:
         self.docker_calls.labels(host, call).inc()
 
+    def count_docker_event(self, host: str) -> None:
+        self.docker_events.labels(host).inc()
+
     def queue_observer(self, name: str) -> QueueMetrics:
         return QueueMetrics(self, name)
 
@@ -105,12 +108,14 @@ class _HostCollector(Collector):
     def __init__(self, source: HostStatsSource) -> None:
         self._source = source
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         up = GaugeMetricFamily("dockyard_host_connected", "1 while the Docker host is reachable.", labels=["host"])
-        sent = GaugeMetricFamily(
+        # Byte totals only grow (per agent session; a new session starts again from zero, which rate() reads as
+        # a counter reset): counters, exposed as *_total.
+        sent = CounterMetricFamily(
             "dockyard_tunnel_sent_bytes", "Payload bytes sent to the host's agent.", labels=["host"]
         )
-        received = GaugeMetricFamily(
+        received = CounterMetricFamily(
             "dockyard_tunnel_received_bytes", "Payload bytes received from the host's agent.", labels=["host"]
         )
         streams = GaugeMetricFamily("dockyard_tunnel_open_streams", "Open mux streams.", labels=["host"])

@@ -32,6 +32,15 @@ class ReconcileSettings:
     """Restart-on-unhealthy backoff: first delay and cap (seconds), doubling per consecutive restart, as the
     kubelet's CrashLoopBackOff does; Docker itself never restarts an unhealthy container."""
 
+    failure_backoff: tuple[float, float] = (10.0, 300.0)
+    """Back-off after a failed image pull, create or start, and between our own restarts of a container that
+    keeps exiting: first delay and cap (seconds), doubling per failure — the kubelet's ImagePullBackOff and
+    CrashLoopBackOff numbers."""
+
+    host_drain_timeout: float = 300.0
+    """How long a deleted DockerHost waits for its DockerContainers to leave it (each removes its container
+    while the host is reachable, or releases at once when it is not) before it goes anyway, with a Warning."""
+
     deletion_host_timeout: float = 600.0
     """How long deletion waits for an unreachable host before giving up on the container and removing the
     finalizer anyway (the container is orphaned and reported in an Event). `dockyard.dev/orphan: "true"` on the
@@ -55,6 +64,13 @@ class HostSettings:
 
     events_resubscribe_delay: float = 1.0
     """Pause before re-subscribing to a host's Docker events after the stream ended while the host is up."""
+
+    events_resubscribe_max: float = 60.0
+    """Cap on that pause when streams keep failing at once (it doubles per failure); every re-subscription
+    re-checks all of the host's containers, so a broken events endpoint must not cause one per second."""
+
+    events_healthy_after: float = 10.0
+    """An events stream that lived this long (or delivered an event) resets the pause to its first value."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +104,11 @@ class TunnelSettings:
 @dataclasses.dataclass(frozen=True)
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()
-    """Namespaces whose DockerContainers are managed; empty means all namespaces."""
+    """Namespaces whose DockerContainers are watched; empty means all namespaces."""
+
+    operator_class: str = "dockyard"
+    """The class this operator serves: DockerHosts with this spec.operatorClass, and DockerContainers in namespaces
+    labelled dockyard.dev/operator-class with it (unlabelled namespaces and hosts are class dockyard)."""
 
     operator_namespace: str = "dockyard-system"
     """Where the leader-election Lease and the per-host token Secrets live."""

@@ -75,9 +75,12 @@ async def test_create_runs_with_limits_and_labels_then_delete_removes_it(
     # `kubectl wait` works against the Ready condition, and `kubectl get` shows our columns.
     kubectl(devenv, "wait", "--for=condition=Ready", f"dockercontainer/{name}", "-n", namespace, "--timeout=30s")
     table = kubectl(devenv, "get", "dockercontainers", "-n", namespace, name).stdout
-    assert "HOST" in table
+    assert table.split()[:7] == ["NAME", "HOST", "IMAGE", "STATUS", "READY", "RESTARTS", "AGE"]
     assert local_host in table
-    assert "running" in table
+    assert " Running " in table
+    wide = kubectl(devenv, "get", "dockercontainers", "-n", namespace, name, "-o", "wide").stdout
+    assert "STATE" in wide
+    assert " running " in wide
 
     kubectl(devenv, "delete", "dockercontainer", name, "-n", namespace, "--wait=true", "--timeout=60s")
     assert await _containers(docker, uid) == []

@@ -30,7 +30,10 @@ def hash_token(token: str) -> str:
 
 
 class Authenticator(Protocol):
-    """Decides whether `token` proves the caller is `host`. Implementations must compare in constant time."""
+    """Decides whether `token` proves the caller is `host`. Implementations must compare in constant time.
+
+    An implementation that cannot decide yet raises AuthenticatorNotReadyError (the server answers 503).
+    """
 
     async def authenticate(self, host: str, token: str) -> bool: ...
 

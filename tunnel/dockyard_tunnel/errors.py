@@ -53,3 +53,11 @@ class TransportClosedError(TunnelError):
 
 class LocalDockerError(TunnelError):
     """The agent could not get an answer from its local Docker daemon."""
+
+
+class AuthenticatorNotReadyError(TunnelError):
+    """The authenticator cannot decide yet (its host tokens are still being loaded, e.g. right after a failover).
+
+    The server answers 503 with Retry-After and does not count the attempt as a failure: a whole fleet reconnecting
+    to a fresh operator must not be rate-limited for the operator's own start-up.
+    """

@@ -33,6 +33,9 @@ API_VERSION: Final = "dockyard.dev/v1alpha1"  # GROUP/VERSION, spelled out for L
 # Label keys under this prefix are written by the operator (identity, spec hash); users may not set them.
 RESERVED_LABEL_PREFIX: Final = "dockyard.dev/"
 
+# The operator class that DockerHosts and namespaces belong to unless they say otherwise (IngressClass-like).
+DEFAULT_OPERATOR_CLASS: Final = "dockyard"
+
 # Kubernetes name rules, as the API server applies them to metadata.name.
 DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -122,6 +125,20 @@ class ApiModel(BaseModel):
 def cel(rule: str, message: str) -> dict[str, Any]:
     """A field-level CEL rule, for ``Field(json_schema_extra=cel(...))``."""
     return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+# --- Times ---------------------------------------------------------------------------------------------------
+
+
+def _metav1_time(value: datetime.datetime) -> datetime.datetime:
+    if value.tzinfo is None:
+        raise ValueError("times must be timezone-aware")
+    return value.astimezone(datetime.UTC).replace(microsecond=0)
+
+
+Time = Annotated[datetime.datetime, AfterValidator(_metav1_time)]
+"""A point in time as metav1.Time stores it: UTC, whole seconds. Normalizing on the way in means a status built
+now compares equal to the same status read back from the API server, so "patch only when changed" holds."""
 
 
 # --- Quantities ------------------------------------------------------------------------------------------------
@@ -285,7 +302,7 @@ class Condition(ApiModel):
     observed_generation: int | None = Field(default=None, ge=0)
     """The metadata.generation the condition was computed from."""
 
-    last_transition_time: datetime.datetime
+    last_transition_time: Time
     """When the condition last changed status."""
 
     reason: str = Field(min_length=1, max_length=1024, pattern=CONDITION_REASON_PATTERN)
@@ -295,12 +312,20 @@ class Condition(ApiModel):
     """A human-readable explanation of the condition."""
 
 
-def find_condition(conditions: list[Condition], condition_type: str) -> Condition | None:
-    """The condition of this type, or None."""
-    return next((c for c in conditions if c.type == condition_type), None)
-
-
 # --- Metadata --------------------------------------------------------------------------------------------------
+
+
+class OwnerReference(BaseModel):
+    """metav1.OwnerReference, as the operator reads it."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool = False
+    block_owner_deletion: bool = False
 
 
 class ObjectMeta(BaseModel):
@@ -316,5 +341,15 @@ class ObjectMeta(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     finalizers: list[str] = Field(default_factory=list)
+    owner_references: list[OwnerReference] = Field(default_factory=list)
     creation_timestamp: datetime.datetime | None = None
     deletion_timestamp: datetime.datetime | None = None
+
+    @property
+    def key(self) -> str:
+        """`namespace/name`, or `name` for a cluster-scoped object (the work queue's key)."""
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+    def controller_ref(self) -> OwnerReference | None:
+        """The owner reference with controller=true, if any (at most one exists)."""
+        return next((o for o in self.owner_references if o.controller), None)

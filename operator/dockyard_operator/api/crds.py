@@ -73,11 +73,12 @@ DOCKER_CONTAINER: Final = KindInfo(
     columns=(
         PrinterColumn("Host", "string", ".status.host", "The DockerHost the container runs on."),
         PrinterColumn("Image", "string", ".spec.image", "The image reference."),
-        PrinterColumn("State", "string", ".status.state", "Docker's state of the container."),
-        PrinterColumn("Health", "string", ".status.health", "Docker's health status."),
+        PrinterColumn("Status", "string", ".status.reason", "Where the container is and why, in one word."),
         PrinterColumn("Ready", "string", _condition_status("Ready"), "Whether the container is ready."),
         PrinterColumn("Restarts", "integer", ".status.restartCount", "Restarts and recreations."),
         _AGE,
+        PrinterColumn("State", "string", ".status.state", "Docker's state of the container.", priority=1),
+        PrinterColumn("Health", "string", ".status.health", "Docker's health status.", priority=1),
         PrinterColumn("IP", "string", ".status.ip", "The container's IP address.", priority=1),
         PrinterColumn("Drift", "string", ".status.drift.fields", "Spec fields that differ.", priority=1),
     ),
@@ -104,6 +105,7 @@ DOCKER_HOST: Final = KindInfo(
         PrinterColumn("OS", "string", ".status.operatingSystem", "Operating system.", priority=1),
         PrinterColumn("Arch", "string", ".status.architecture", "CPU architecture.", priority=1),
         PrinterColumn("URL", "string", ".spec.url", "Direct address of the daemon (unset: tunnel).", priority=1),
+        PrinterColumn("Class", "string", ".spec.operatorClass", "The operator class that manages it.", priority=1),
     ),
 )
 

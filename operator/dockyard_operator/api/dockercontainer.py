@@ -5,7 +5,6 @@ imagePullPolicy, command/args, env/envFrom, ports, resources.limits), so users f
 place we differ and why.
 """
 
-import datetime
 import enum
 import ipaddress
 from typing import Annotated, ClassVar, Final, Literal
@@ -535,6 +534,54 @@ class ContainerPhase(enum.StrEnum):
     UNKNOWN = "Unknown"
 
 
+class ContainerReason(enum.StrEnum):
+    """One word for where the container is and why, as `kubectl get pods` shows in its STATUS column.
+
+    The words are the kubelet's wherever it has one, so they mean what Kubernetes users already know.
+    """
+
+    PENDING = "Pending"
+    """Not placed on a host yet, or waiting for the host's first verdict."""
+    UNSCHEDULABLE = "Unschedulable"
+    """No DockerHost can take it (see the Scheduled condition)."""
+    CONTAINER_CREATING = "ContainerCreating"
+    """Placed; the image is being pulled or the container created."""
+    RUNNING = "Running"
+    """The container runs (READY says whether it is also healthy)."""
+    PAUSED = "Paused"
+    """The container is paused in Docker."""
+    COMPLETED = "Completed"
+    """Exited with code 0 and will not be started again (restartPolicy)."""
+    ERROR = "Error"
+    """Exited with a non-zero code and will not be started again (restartPolicy)."""
+    OOM_KILLED = "OOMKilled"
+    """Killed for exceeding its memory limit and not started again."""
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+    """It keeps exiting or failing to start; the next start waits for a back-off (10 s doubling to 5 min)."""
+    ERR_IMAGE_PULL = "ErrImagePull"
+    """The last image pull failed."""
+    IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+    """Waiting for a back-off before pulling the image again."""
+    ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
+    """The image is not on the host and imagePullPolicy is Never."""
+    CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
+    """A referenced Secret or ConfigMap (or a key in it) does not exist."""
+    CREATE_CONTAINER_ERROR = "CreateContainerError"
+    """Docker refused to create the container."""
+    RUN_CONTAINER_ERROR = "RunContainerError"
+    """Docker could not start the container (for example: the command does not exist)."""
+    NAME_CONFLICT = "NameConflict"
+    """A container with its name exists on the host and is not Dockyard's."""
+    HOST_PATH_NOT_ALLOWED = "HostPathNotAllowed"
+    """A hostPath volume the DockerHost does not allow."""
+    INVALID_SPEC = "InvalidSpec"
+    """The spec cannot be turned into a Docker container; only a change of the spec helps."""
+    HOST_UNREACHABLE = "HostUnreachable"
+    """Its host cannot be reached; the container is left alone until it can."""
+    TERMINATING = "Terminating"
+    """Being deleted."""
+
+
 class ContainerConditionType(enum.StrEnum):
     """Condition types of a DockerContainer."""
 
@@ -549,14 +596,20 @@ class EventReason(enum.StrEnum):
     """Reasons of the Kubernetes Events the operator records on a DockerContainer."""
 
     SCHEDULED = "Scheduled"
+    FAILED_SCHEDULING = "FailedScheduling"
     PULLING = "Pulling"
+    PULLED = "Pulled"
     CREATED = "Created"
     STARTED = "Started"
     RECREATED = "Recreated"
     UNHEALTHY = "Unhealthy"
     RESTARTED = "Restarted"
+    BACK_OFF = "BackOff"
     FAILED = "Failed"
     HOST_UNREACHABLE = "HostUnreachable"
+    MOVED = "Moved"
+    ORPHANED = "Orphaned"
+    KILLING = "Killing"
 
 
 class Drift(common.ApiModel):
@@ -565,7 +618,7 @@ class Drift(common.ApiModel):
     fields: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list, max_length=64)
     """Spec fields that differ (for example image, env, args)."""
 
-    since: datetime.datetime | None = None
+    since: common.Time | None = None
     """When the drift was first seen."""
 
 
@@ -577,6 +630,9 @@ class DockerContainerStatus(common.ApiModel):
 
     phase: ContainerPhase | None = None
     """Pending, Creating, Running, Succeeded, Failed or Unknown (host unreachable)."""
+
+    reason: ContainerReason | None = None
+    """Why it is in its phase, in one word (the STATUS column): Running, ImagePullBackOff, CrashLoopBackOff, …"""
 
     host: str | None = Field(default=None, max_length=253)
     """Name of the DockerHost the container is placed on."""
@@ -593,7 +649,7 @@ class DockerContainerStatus(common.ApiModel):
     ip: str | None = Field(default=None, max_length=64)
     """The container's IP address on its Docker network."""
 
-    started_at: datetime.datetime | None = None
+    started_at: common.Time | None = None
     """When the container last started."""
 
     restart_count: int = Field(default=0, ge=0)

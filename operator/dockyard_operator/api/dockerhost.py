@@ -4,7 +4,6 @@ Cluster-scoped on purpose: creating a DockerHost grants access to a Docker daemo
 so it is an administrator's act (RBAC on a cluster-scoped kind), never a namespace user's.
 """
 
-import datetime
 import enum
 from typing import Annotated, ClassVar, Final, Literal
 
@@ -68,6 +67,20 @@ class DockerHostSpec(common.ApiModel):
     namespace_selector: common.LabelSelector | None = None
     """Which namespaces may place DockerContainers on this host, by namespace labels. Unset means every namespace;
     {} also matches every namespace."""
+
+    operator_class: str = Field(
+        default=common.DEFAULT_OPERATOR_CLASS,
+        min_length=1,
+        max_length=63,
+        pattern=common.DNS_LABEL_PATTERN,
+        json_schema_extra=common.cel(
+            "self == oldSelf", "operatorClass is immutable; delete and recreate the DockerHost to move it"
+        ),
+    )
+    """Which Dockyard operator manages this host: the one started with the same --operator-class (default
+    dockyard). Several Dockyards can share one cluster this way, each with its own hosts; DockerContainers are
+    served by the operator of their namespace's class (label dockyard.dev/operator-class, default dockyard) and
+    placed only on hosts of that class. Immutable."""
 
     allowed_host_paths: list[Annotated[str, Field(max_length=1024, pattern=r"^/.*$")]] = Field(
         default_factory=list, max_length=64
@@ -139,10 +152,10 @@ class DockerHostStatus(common.ApiModel):
     containers: int | None = Field(default=None, ge=0)
     """Number of containers Dockyard manages on this host."""
 
-    last_heartbeat: datetime.datetime | None = None
+    last_heartbeat: common.Time | None = None
     """When the operator last heard from the host."""
 
-    connected_since: datetime.datetime | None = None
+    connected_since: common.Time | None = None
     """When the current connection was established (unset while disconnected)."""
 
     token_secret_ref: common.SecretReference | None = None

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from dockyard_operator.api import quantities
+from dockyard_operator.api import labels, quantities
 from dockyard_operator.api.dockercontainer import (
     ConfigMapEnvSource,
     ConfigMapKeySelector,
@@ -39,7 +39,6 @@ from dockyard_operator.api.dockercontainer import (
     SecretVolumeSource,
     Volume,
 )
-from dockyard_operator.containers import labels
 from dockyard_operator.containers.errors import MissingReferenceError, UnbuildableSpecError, UnusableValueError
 
 #: Bumped when the normalization below changes meaning; changing it recreates every managed container once.

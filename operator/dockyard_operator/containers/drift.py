@@ -23,7 +23,7 @@ Names are the DockerContainer spec's field names, so an Event or status can say 
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from dockyard_operator.containers import labels
+from dockyard_operator.api import labels
 from dockyard_operator.containers.desired import DesiredContainer
 
 IMAGE: Final = "image"

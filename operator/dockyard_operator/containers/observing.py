@@ -5,8 +5,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from dockyard_operator.api import labels
 from dockyard_operator.api.dockercontainer import ContainerPhase, RestartPolicy
-from dockyard_operator.containers import labels
 
 #: Docker's health states; anything else (no health check, "none") is reported as None.
 HEALTH_STATES: Final = frozenset({"starting", "healthy", "unhealthy"})

@@ -5,9 +5,10 @@ tunnel server tells us through `tunnel_connected` / `tunnel_disconnected`; the m
 agent). A direct host (unix:// or tcp:// URL) is pinged every `heartbeat_interval`.
 
 While a host is reachable, one Docker events stream (filtered to Dockyard's containers and the actions that
-matter) turns each event into a work-queue key within milliseconds. The stream ends silently when the host goes
-away and the daemon replays only 256 events, so every (re)connect and every re-subscription also triggers a full
-re-check of the host's containers (`on_host_change`) — events are the fast path, never the only path.
+matter) turns each event into a work-queue key within milliseconds (`on_event(host, key)`). The stream ends
+silently when the host goes away and the daemon replays only 256 events, so every (re)connect and every
+re-subscription also triggers a full re-check of the host's containers (`on_change(host)`) — events are the fast
+path, never the only path.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import Any
 
 import structlog
 
-from dockyard_operator.containers import labels
+from dockyard_operator.api import labels
 from dockyard_operator.dockerapi import errors as docker_errors
 from dockyard_operator.dockerapi.client import DockerClient
+from dockyard_operator.hosts.states import HostState
 from dockyard_operator.settings import HostSettings
 
 #: Only these actions can change what we report or must act on; everything else (exec_* from healthchecks
@@ -34,25 +36,6 @@ WATCHED_ACTIONS = ("create", "start", "die", "oom", "health_status", "destroy", 
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-@dataclasses.dataclass
-class HostState:
-    """What the operator knows about a host right now; the DockerHost reconciler turns it into status."""
-
-    reachable: bool = False
-    decided: bool = False
-    """False until the first verdict (a ping, an agent session, or the agent's grace period running out). Until
-    then nothing is reported about the host or its containers: right after an operator restart, "not connected
-    yet" is not news, and reporting it would flap every status."""
-    connected_since: datetime.datetime | None = None
-    last_heartbeat: datetime.datetime | None = None
-    message: str = "not connected yet"
-    docker_version: str = ""
-    api_version: str = ""
-    os: str = ""
-    arch: str = ""
-    agent_version: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +57,7 @@ class HostConnection:
         endpoint: Endpoint,
         settings: HostSettings,
         call_timeout: float,
-        on_event: Callable[[str], None],
+        on_event: Callable[[str, str], None],
         on_change: Callable[[str], None],
         on_docker_call: Callable[[str, str], None] | None = None,
     ) -> None:
@@ -92,6 +75,8 @@ class HostConnection:
         self._events_task: asyncio.Task[None] | None = None
         self.events_received = 0
         self.session_up = False  # tunnel hosts: whether the agent holds a tunnel session now
+        # Bumped by every verdict of "unreachable": a check that started before one must not overrule it.
+        self._epoch = 0
         self._log = structlog.get_logger("dockyard.hosts").bind(host=name)
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -122,10 +107,16 @@ class HostConnection:
 
     async def mark_reachable(self, *, agent_version: str = "") -> None:
         """The host answered (ping or a new tunnel session): refresh facts, (re)subscribe, re-check all."""
+        epoch = self._epoch
         try:
             version = await self.client.version()
         except docker_errors.DockerError as exc:
-            self.mark_unreachable(f"connected, but the Docker API does not answer: {exc}")
+            if epoch == self._epoch:
+                self.mark_unreachable(f"connected, but the Docker API does not answer: {exc}")
+            return
+        if epoch != self._epoch or (self.endpoint.tunnel and not self.session_up):
+            # The agent disconnected (or a ping failed) while we waited for the version: that later verdict
+            # stands. Marking the host reachable now would leave a dead host "up" with nobody to correct it.
             return
         was = self.state.reachable
         self.state.reachable = True
@@ -147,6 +138,7 @@ class HostConnection:
         self._on_change(self.name)
 
     def mark_unreachable(self, reason: str) -> None:
+        self._epoch += 1
         was = self.state.reachable
         self.state.reachable = False
         self.state.decided = True
@@ -188,7 +180,10 @@ class HostConnection:
             "event": list(WATCHED_ACTIONS),
         }
         first = True
+        delay = self._settings.events_resubscribe_delay
         while self.state.reachable:
+            opened = asyncio.get_running_loop().time()
+            received = 0
             try:
                 if not first:
                     # The previous stream ended while the host still counts as up: events may have been
@@ -196,15 +191,23 @@ class HostConnection:
                     self._on_change(self.name)
                 first = False
                 async for event in self.client.events(filters=filters):
+                    received += 1
                     self.events_received += 1
                     attrs = (event.get("Actor") or {}).get("Attributes") or {}
                     namespace, name = attrs.get(labels.NAMESPACE), attrs.get(labels.NAME)
                     if namespace and name:
                         self._log.debug("docker event", action=event.get("Action"), key=f"{namespace}/{name}")
-                        self._on_event(f"{namespace}/{name}")
+                        self._on_event(self.name, f"{namespace}/{name}")
             except docker_errors.DockerError as exc:
                 self._log.info("docker events stream ended", error=str(exc))
-            await asyncio.sleep(self._settings.events_resubscribe_delay)
+            # A stream that lived and delivered resets the pause; one that fails at once doubles it (capped), so
+            # a host whose events endpoint is broken costs a re-check per minute at most, not one per second.
+            lived = asyncio.get_running_loop().time() - opened
+            if received or lived > self._settings.events_healthy_after:
+                delay = self._settings.events_resubscribe_delay
+            else:
+                delay = min(delay * 2, self._settings.events_resubscribe_max)
+            await asyncio.sleep(delay)
 
 
 class HostConnections:
@@ -215,7 +218,7 @@ class HostConnections:
         *,
         settings: HostSettings,
         call_timeout: float,
-        on_event: Callable[[str], None],
+        on_event: Callable[[str, str], None],
         on_change: Callable[[str], None],
         on_docker_call: Callable[[str, str], None] | None = None,
     ) -> None:

@@ -1,4 +1,5 @@
-"""DockerHost reconciler: keep a connection per host, the tunnel token Secret, and the host's status."""
+"""DockerHost reconciler: keep a connection per host of our class, the tunnel token Secret, the host's status, and
+drain the host before it is deleted (hosts/reporting.py decides; this module performs)."""
 
 from __future__ import annotations
 
@@ -15,21 +16,25 @@ import pydantic
 import structlog
 
 from dockyard_operator.api import common
-from dockyard_operator.api.common import ConditionStatus
-from dockyard_operator.api.dockerhost import DockerHostSpec, DockerHostStatus, HostPhase
-from dockyard_operator.containers import conditions as conditions_mod
+from dockyard_operator.api.dockerhost import DockerHost, DockerHostSpec, DockerHostStatus
+from dockyard_operator.hosts import classes, reporting
 from dockyard_operator.hosts.connections import Endpoint, HostConnections
 from dockyard_operator.hosts.tokens import TOKEN_KEY, HostTokenAuthenticator, new_token, token_secret_name
-from dockyard_operator.informer.store import Store
+from dockyard_operator.informer.store import Reader
 from dockyard_operator.kube import errors as kube_errors
 from dockyard_operator.kube.client import KubeClient
+from dockyard_operator.kube.recording import EventRecorder
 from dockyard_operator.kube.resources import DOCKERHOSTS, SECRETS
+from dockyard_operator.runtime import finalizers
+from dockyard_operator.runtime.consistency import WriteTracker
+from dockyard_operator.runtime.recording import record
+from dockyard_operator.runtime.statuses import StatusWriter
 
 JSON = dict[str, Any]
 
 
-def _iso(value: datetime.datetime | None) -> str | None:
-    return conditions_mod.format_time(value) if value else None
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 class HostReconciler:
@@ -37,44 +42,84 @@ class HostReconciler:
         self,
         *,
         kube: KubeClient,
+        recorder: EventRecorder,
         hosts: HostConnections,
-        dockerhosts: Store,
-        count_containers: Callable[[str], int],
+        dockerhosts: Reader,
+        placed_on: Callable[[str], list[str]],
         authenticator: HostTokenAuthenticator,
         tunnel_socket: Callable[[str], Awaitable[Path]] | None,
         operator_namespace: str,
+        operator_class: str,
+        tracker: WriteTracker,
+        drain_timeout: float,
         disconnect_agent: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._disconnect_agent = disconnect_agent
         self._kube = kube
+        self._recorder = recorder
         self._hosts = hosts
         self._store = dockerhosts
-        self._count = count_containers
+        self._placed_on = placed_on
         self._auth = authenticator
         self._tunnel_socket = tunnel_socket
         self._namespace = operator_namespace
+        self._class = operator_class
+        self._tracker = tracker
+        self._drain_timeout = drain_timeout
+        self._status = StatusWriter(kube=kube, resource=DOCKERHOSTS, model=DockerHostStatus, tracker=tracker)
         self._log = structlog.get_logger("dockyard.dockerhost")
+
+    def serves(self, obj: JSON) -> bool:
+        return classes.host_class(obj) == self._class
+
+    async def load_tokens(self) -> None:
+        """Load the agent tokens of every tunnel host of our class before agents are answered with a verdict
+        (until this returns, the tunnel answers 503 "retry" instead of 401)."""
+        for obj in self._store.values():
+            if (
+                self.serves(obj)
+                and not (obj.get("spec") or {}).get("url")
+                and not obj["metadata"].get("deletionTimestamp")
+            ):
+                try:
+                    await self._ensure_token(obj)
+                except kube_errors.KubeError as exc:
+                    self._log.warning("could not load an agent token", host=obj["metadata"]["name"], error=str(exc))
+        self._auth.mark_loaded()
+
+    async def _forget(self, name: str) -> None:
+        await self._hosts.remove(name)
+        self._auth.forget(name)
+        if self._disconnect_agent is not None:
+            await self._disconnect_agent(name)  # its token is no longer valid; neither is its session
 
     async def reconcile(self, name: str) -> float | None:
         obj = self._store.get(name)
-        if obj is None or obj["metadata"].get("deletionTimestamp"):
-            await self._hosts.remove(name)
-            self._auth.forget(name)
-            if self._disconnect_agent is not None:
-                await self._disconnect_agent(name)  # its token is no longer valid; neither is its session
+        if obj is None or not self.serves(obj):
+            await self._forget(name)
+            return None
+        if obj["metadata"].get("deletionTimestamp"):
+            return await self._drain(obj)
+        if await finalizers.add(self._kube, DOCKERHOSTS, obj, reporting.FINALIZER, self._tracker):
             return None
         generation = obj["metadata"].get("generation")
+        current = self._status.read(obj)
         try:
-            spec = DockerHostSpec.model_validate(obj.get("spec") or {})
+            host = DockerHost.model_validate(obj)
         except pydantic.ValidationError as exc:
-            await self._patch_status(obj, phase=HostPhase.DISCONNECTED, ready=("False", "InvalidSpec", str(exc)))
+            await self._status.write(
+                obj, reporting.failed(current, "InvalidSpec", str(exc), generation=generation, now=_now())
+            )
             return None
+        spec = host.spec
         token_ref: common.SecretReference | None = None
         try:
             if spec.url is None:  # tunnel, the default
                 if self._tunnel_socket is None:
                     message = "the operator runs without its tunnel server (--tunnel=false)"
-                    await self._patch_status(obj, phase=HostPhase.DISCONNECTED, ready=("False", "NoTunnel", message))
+                    await self._status.write(
+                        obj, reporting.failed(current, "NoTunnel", message, generation=generation, now=_now())
+                    )
                     return None
                 token_ref = await self._ensure_token(obj)
                 endpoint = Endpoint(url=f"unix://{await self._tunnel_socket(name)}", tunnel=True)
@@ -82,33 +127,48 @@ class HostReconciler:
                 ctx, tls_version = await self._tls_context(spec) if spec.tls is not None else (None, "")
                 endpoint = Endpoint(url=spec.url, tunnel=False, tls_version=tls_version, ssl_context=ctx)
         except kube_errors.NotFoundError as exc:
-            await self._patch_status(obj, phase=HostPhase.DISCONNECTED, ready=("False", "SecretNotFound", str(exc)))
+            missing = reporting.failed(current, "SecretNotFound", str(exc), generation=generation, now=_now())
+            await self._status.write(obj, missing)
             return None
         conn = await self._hosts.configure(name, endpoint)
-        state = conn.state
-        self._log.debug("reconciled host", host=name, decided=state.decided, reachable=state.reachable)
-        if not state.decided:
-            return None  # the first verdict (ping, agent session, or grace expiry) re-queues this host
-        if state.reachable:
-            ready = ("True", "Connected", f"Docker {state.docker_version} reachable")
-        else:
-            reason = "AgentNotConnected" if endpoint.tunnel else "Unreachable"
-            ready = ("False", reason, state.message)
-        await self._patch_status(
-            obj,
-            phase=HostPhase.CONNECTED if state.reachable else HostPhase.DISCONNECTED,
-            ready=ready,
-            extra={
-                "agentVersion": state.agent_version or None,
-                "dockerVersion": state.docker_version or None,
-                "operatingSystem": state.os or None,
-                "architecture": state.arch or None,
-                "lastHeartbeat": _iso(state.last_heartbeat),
-                "connectedSince": _iso(state.connected_since),
-                "tokenSecretRef": token_ref.model_dump(by_alias=True) if token_ref else None,
-            },
+        status = reporting.status_for(
+            current,
+            state=conn.state,
+            tunnel=endpoint.tunnel,
+            containers=len(self._placed_on(name)),
+            token_ref=token_ref,
             generation=generation,
+            now=_now(),
         )
+        if status is None or reporting.heartbeat_only(current, status):
+            return None  # no verdict yet (it re-queues us), or only the heartbeat moved
+        await self._status.write(obj, status)
+        return None
+
+    async def _drain(self, obj: JSON) -> float | None:
+        if not finalizers.has(obj, reporting.FINALIZER):
+            await self._forget(obj["metadata"]["name"])
+            return None
+        name = obj["metadata"]["name"]
+        deleted = obj["metadata"]["deletionTimestamp"]
+        waited = (_now() - datetime.datetime.fromisoformat(deleted.replace("Z", "+00:00"))).total_seconds()
+        orphan = (obj["metadata"].get("annotations") or {}).get(reporting.ORPHAN_ANNOTATION) == "true"
+        drain = reporting.decide_drain(
+            placed=self._placed_on(name), orphan=orphan, waited=waited, timeout=self._drain_timeout
+        )
+        await record(self._recorder, obj, drain.events)
+        if not drain.release:
+            current = self._status.read(obj)
+            generation = obj["metadata"].get("generation")
+            await self._status.write(
+                obj,
+                reporting.failed(current, "Draining", drain.message, generation=generation, now=_now()).model_copy(
+                    update={"phase": current.phase}
+                ),
+            )
+            return drain.requeue_after
+        await self._forget(name)
+        await finalizers.remove(self._kube, DOCKERHOSTS, obj, reporting.FINALIZER, self._tracker)
         return None
 
     async def _ensure_token(self, obj: JSON) -> common.SecretReference:
@@ -163,36 +223,6 @@ class HostReconciler:
         version = f"{ref.namespace}/{ref.name}@{secret['metadata'].get('resourceVersion', '')}"
         return await asyncio.to_thread(_client_tls, data), version
 
-    async def _patch_status(
-        self,
-        obj: JSON,
-        *,
-        phase: HostPhase,
-        ready: tuple[str, str, str],
-        extra: JSON | None = None,
-        generation: int | None = None,
-    ) -> None:
-        name = obj["metadata"]["name"]
-        current: JSON = dict(obj.get("status") or {})
-        status: JSON = {k: v for k, v in current.items() if k not in ("conditions",)}
-        status.update({k: v for k, v in (extra or {}).items()})
-        status = {k: v for k, v in status.items() if v is not None}
-        status["phase"] = phase.value
-        status["observedGeneration"] = generation if generation is not None else obj["metadata"].get("generation")
-        status["containers"] = self._count(name)
-        status["conditions"] = conditions_mod.set_condition(
-            list(current.get("conditions") or []),
-            conditions_mod.ConditionUpdate("Ready", ConditionStatus(ready[0]), ready[1], ready[2][:1024]),
-            observed_generation=status["observedGeneration"],
-            now=datetime.datetime.now(datetime.UTC),
-        )
-        # Heartbeat time alone does not justify a write: idle hosts must cost the API server nothing.
-        if _without(status, "lastHeartbeat") == _without(current, "lastHeartbeat"):
-            return
-        DockerHostStatus.model_validate(status)  # never send a status our own schema would reject
-        patch = {"status": {**{k: None for k in current if k not in status}, **status}}
-        await self._kube.merge_patch(DOCKERHOSTS, name, patch, subresource="status")
-
 
 def _client_tls(data: dict[str, bytes]) -> ssl.SSLContext:
     """TLS for a direct tcp:// Docker host from a Secret with ca.crt and optionally tls.crt/tls.key (mTLS)."""
@@ -209,7 +239,3 @@ def _client_tls(data: dict[str, bytes]) -> ssl.SSLContext:
             key.write_bytes(data["tls.key"])
             ctx.load_cert_chain(cert, key)
     return ctx
-
-
-def _without(status: JSON, key: str) -> JSON:
-    return {k: v for k, v in status.items() if k != key}

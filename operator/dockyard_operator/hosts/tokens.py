@@ -11,6 +11,7 @@ import hmac
 import secrets
 
 from dockyard_tunnel.auth import hash_token
+from dockyard_tunnel.errors import AuthenticatorNotReadyError
 
 TOKEN_KEY = "token"  # noqa: S105 — the Secret data key, not a credential
 
@@ -29,6 +30,11 @@ class HostTokenAuthenticator:
 
     def __init__(self) -> None:
         self._hashes: dict[str, str] = {}
+        self._loaded = False
+
+    def mark_loaded(self) -> None:
+        """Every existing host's token is loaded: from now on an unknown host or token is a refusal (401)."""
+        self._loaded = True
 
     def set_token(self, host: str, token: str) -> None:
         self._hashes[host] = hash_token(token)
@@ -37,6 +43,10 @@ class HostTokenAuthenticator:
         self._hashes.pop(host, None)
 
     async def authenticate(self, host: str, token: str) -> bool:
+        if not self._loaded:
+            # Right after start-up or a failover: a refusal now would be wrong, and would spend the failure
+            # budget of every agent behind the same NAT. The agent retries on 503.
+            raise AuthenticatorNotReadyError("host tokens are still loading")
         expected = self._hashes.get(host)
         # Hash the offered token even for unknown hosts, so timing does not reveal which host names exist.
         offered = hash_token(token)

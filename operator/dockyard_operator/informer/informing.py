@@ -7,13 +7,18 @@ Behaviour (client-go's reflector, kopf's watcher, and the kubernetes_asyncio pit
 - a watch that says nothing, not even a bookmark, for `inactivity_timeout` is treated as dead and resumed;
 - 410 Gone (our resourceVersion fell out of the server's window) means re-list; the store is replaced and
   every difference is reported, so no change is lost across the gap;
-- connection errors back off exponentially (capped) and resume; repeated failures fall back to a re-list.
+- connection errors back off exponentially (capped) and resume; repeated failures fall back to a re-list;
+- a watch that the server ends at once without a single event is a failure too (client-go: "very short watch"):
+  resuming it immediately would spin (tens of thousands of requests a second against a broken proxy);
+- LIST is paged (`limit`/`continue`) with a per-page timeout, so a big cluster lists in bounded steps;
+- `metadata_only` informers keep PartialObjectMetadata: the operator knows a Secret changed without holding it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +29,10 @@ from dockyard_operator.kube import errors
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.resources import Resource
 
-Handler = Callable[[str, JSON], None]
-"""Called with (event type, object) for ADDED, MODIFIED and DELETED; must not block."""
+Handler = Callable[[str, JSON, "JSON | None"], None]
+"""Called with (event type, object, previous object or None) for ADDED, MODIFIED and DELETED; must not block.
+
+For DELETED the object is the last state the server reported and the previous one is what the cache held."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +52,10 @@ class WatchSettings:
     relist_after_failures: int = 3
     """After this many consecutive watch failures, re-list instead of resuming (the RV may be the problem)."""
 
+    min_watch_duration: float = 1.0
+    """A watch that ends sooner than this without delivering any event counts as a failure and backs off,
+    instead of being resumed at once (client-go's reflector treats it the same way)."""
+
     def __post_init__(self) -> None:
         if self.timeout_seconds < 1 or self.inactivity_timeout <= 0:
             raise ValueError("timeout_seconds must be >= 1 and inactivity_timeout > 0")
@@ -63,12 +74,14 @@ class Informer:
         namespace: str | None = None,
         settings: WatchSettings | None = None,
         label_selector: str | None = None,
+        metadata_only: bool = False,
     ) -> None:
         self._client = client
         self._resource = resource
         self._namespace = namespace
         self._settings = settings or WatchSettings()
         self._label_selector = label_selector
+        self._metadata_only = metadata_only
         self._handlers: list[Handler] = []
         self.store = Store()
         self.synced = asyncio.Event()
@@ -76,28 +89,43 @@ class Informer:
         self.watch_restarts = 0
         self._log = structlog.get_logger("dockyard.informer").bind(resource=resource.plural, namespace=namespace or "*")
 
+    @property
+    def resource(self) -> Resource:
+        return self._resource
+
+    @property
+    def namespace(self) -> str | None:
+        return self._namespace
+
     def add_handler(self, handler: Handler) -> None:
         self._handlers.append(handler)
 
-    def _emit(self, kind: str, obj: JSON) -> None:
+    def _emit(self, kind: str, obj: JSON, old: JSON | None) -> None:
         for handler in self._handlers:
-            handler(kind, obj)
+            handler(kind, obj, old)
 
     async def _list(self) -> str:
-        data = await self._client.list(self._resource, namespace=self._namespace, label_selector=self._label_selector)
+        data = await self._client.list(
+            self._resource,
+            namespace=self._namespace,
+            label_selector=self._label_selector,
+            metadata_only=self._metadata_only,
+        )
         items: list[JSON] = []
         for item in data.get("items") or []:
             # List items omit apiVersion/kind; restore them so every object in the store looks the same.
             item.setdefault("apiVersion", data.get("apiVersion"))
             item.setdefault("kind", str(data.get("kind", "")).removesuffix("List"))
             items.append(item)
+        before = {key: self.store.get(key) for key in self.store.list_keys()}
         changed, gone = self.store.replace(items)
         for obj in gone:
-            self._emit("DELETED", obj)
+            self._emit("DELETED", obj, obj)
         for key in changed:
             current = self.store.get(key)
             if current is not None:
-                self._emit("MODIFIED", current)
+                old = before.get(key)
+                self._emit("MODIFIED" if old is not None else "ADDED", current, old)
         self.relists += 1
         self.synced.set()
         return str(data["metadata"]["resourceVersion"])
@@ -111,11 +139,12 @@ class Informer:
         if kind == "BOOKMARK":
             return str(rv) if rv else None
         if kind in ("ADDED", "MODIFIED"):
+            old = self.store.get(object_key(obj))
             if self.store.put(obj):
-                self._emit(str(kind), obj)
+                self._emit(str(kind), obj, old)
         elif kind == "DELETED":
-            self.store.delete(object_key(obj))
-            self._emit("DELETED", obj)
+            old = self.store.delete(object_key(obj))
+            self._emit("DELETED", obj, old)
         return str(rv) if rv else None
 
     async def run(self) -> None:
@@ -129,6 +158,7 @@ class Informer:
                 if rv is None:
                     rv = await self._list()
                     failures = 0
+                started, events = time.monotonic(), 0
                 async for event in self._client.watch(
                     self._resource,
                     namespace=self._namespace,
@@ -136,13 +166,19 @@ class Informer:
                     timeout_seconds=settings.timeout_seconds,
                     inactivity_timeout=settings.inactivity_timeout,
                     label_selector=self._label_selector,
+                    metadata_only=self._metadata_only,
                 ):
+                    events += 1
                     new_rv = self._apply(event)
                     if new_rv:
                         rv = new_rv
                     failures, delay = 0, settings.backoff_initial
-                self.watch_restarts += 1  # the server ended the watch (timeoutSeconds): resume at once
-                continue
+                self.watch_restarts += 1
+                if events or time.monotonic() - started >= settings.min_watch_duration:
+                    continue  # the server ended the watch (timeoutSeconds): resume at once
+                raise errors.KubeConnectionError(
+                    f"watch on {self._resource.plural} ended at once without a single event"
+                )
             except errors.GoneError:
                 self._log.info("watch expired (410 Gone); re-listing", resource_version=rv)
                 rv = None

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
+from aiohttp import http_exceptions
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -22,10 +23,26 @@ from dockyard_operator.kube.resources import Resource
 
 JSON = dict[str, Any]
 
-#: Plain requests (get, list, patch) never take longer than this end to end.
+#: Plain requests (get, patch, create) never take longer than this end to end.
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 
+#: One page of a LIST. Pages are bounded by LIST_PAGE_SIZE items, so a page taking longer than this means a sick
+#: server, whatever the cluster's size; a whole list has no total bound (it may have thousands of pages).
+LIST_PAGE_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10, sock_read=60)
+
+#: Items per LIST page (the `limit` parameter); client-go's reflector asks for 500 as well.
+LIST_PAGE_SIZE = 500
+
+#: The largest watch event line we accept. etcd refuses objects over 1.5 MiB by default and the API server
+#: requests over 3 MiB; a line far beyond that is a broken stream, not an object.
+MAX_WATCH_EVENT = 64 * 1024 * 1024
+
 MERGE_PATCH = "application/merge-patch+json"
+
+#: Ask for PartialObjectMetadata: name, labels, resourceVersion... and no data. An informer of Secrets in this
+#: form keeps no Secret content in memory (client-go's metadata informer).
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
 class KubeClient:
@@ -67,6 +84,7 @@ class KubeClient:
         query: Mapping[str, str | int | bool] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         request_timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
     ) -> aiohttp.ClientResponse:
         params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items()]
@@ -77,7 +95,7 @@ class KubeClient:
                 path,
                 method,
                 query_params=params,
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                header_params={"Content-Type": content_type, "Accept": accept},
                 body=body,
                 auth_settings=["BearerToken"],
                 _preload_content=False,
@@ -113,10 +131,17 @@ class KubeClient:
         query: Mapping[str, str | int | bool] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         request_timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
     ) -> JSON:
         resp = await self._send(
-            method, path, query=query, body=body, content_type=content_type, request_timeout=request_timeout
+            method,
+            path,
+            query=query,
+            body=body,
+            content_type=content_type,
+            accept=accept,
+            request_timeout=request_timeout,
         )
         try:
             raw = await resp.read()
@@ -135,12 +160,36 @@ class KubeClient:
         return await self.request("GET", resource.path(namespace=namespace, name=name))
 
     async def list(
-        self, resource: Resource, *, namespace: str | None = None, label_selector: str | None = None
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        metadata_only: bool = False,
+        page_size: int = LIST_PAGE_SIZE,
     ) -> JSON:
-        query: dict[str, str | int | bool] = {}
+        """Every object, read in pages of `page_size` (`limit`/`continue`), as one List.
+
+        The result's resourceVersion is the first page's: the consistent snapshot a watch resumes from. If the
+        continue token expires mid-list (410), the error propagates and the caller lists again from scratch.
+        """
+        query: dict[str, str | int | bool] = {"limit": page_size}
         if label_selector:
             query["labelSelector"] = label_selector
-        return await self.request("GET", resource.path(namespace=namespace), query=query)
+        accept = METADATA_LIST if metadata_only else "application/json"
+        path = resource.path(namespace=namespace)
+        first = await self.request("GET", path, query=query, accept=accept, request_timeout=LIST_PAGE_TIMEOUT)
+        items: list[JSON] = list(first.get("items") or [])
+        token = (first.get("metadata") or {}).get("continue")
+        while token:
+            page = await self.request(
+                "GET", path, query={**query, "continue": token}, accept=accept, request_timeout=LIST_PAGE_TIMEOUT
+            )
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+        first["items"] = items
+        first.setdefault("metadata", {}).pop("continue", None)
+        return first
 
     async def create(self, resource: Resource, body: JSON, *, namespace: str | None = None) -> JSON:
         return await self.request("POST", resource.path(namespace=namespace), body=body)
@@ -174,6 +223,7 @@ class KubeClient:
         timeout_seconds: int,
         inactivity_timeout: float,
         label_selector: str | None = None,
+        metadata_only: bool = False,
     ) -> AsyncIterator[JSON]:
         """One watch request: yields raw watch events until the server ends the stream.
 
@@ -190,21 +240,31 @@ class KubeClient:
             query["labelSelector"] = label_selector
         # No total timeout (the stream is long-lived by design); the server's timeoutSeconds ends it normally.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
-        resp = await self._send("GET", resource.path(namespace=namespace), query=query, request_timeout=timeout)
+        accept = METADATA_ONLY if metadata_only else "application/json"
+        resp = await self._send(
+            "GET", resource.path(namespace=namespace), query=query, accept=accept, request_timeout=timeout
+        )
         try:
             while True:
                 try:
                     async with asyncio.timeout(inactivity_timeout):
-                        line = await resp.content.readline()
+                        line = await resp.content.readline(max_line_length=MAX_WATCH_EVENT)
                 except TimeoutError:
                     raise errors.WatchStalledError(
                         f"watch on {resource.plural} was silent for {inactivity_timeout:.0f}s"
                     ) from None
-                except (aiohttp.ClientError, OSError) as exc:
+                except http_exceptions.LineTooLong as exc:
+                    raise errors.KubeConnectionError(
+                        f"watch on {resource.plural}: an event exceeds {MAX_WATCH_EVENT} bytes"
+                    ) from exc
+                except (aiohttp.ClientError, http_exceptions.HttpProcessingError, OSError) as exc:
                     raise errors.KubeConnectionError(f"watch on {resource.plural}: {exc!r}") from exc
                 if not line:
                     return
-                event = json.loads(line)
+                try:
+                    event = json.loads(line)
+                except ValueError as exc:
+                    raise errors.KubeConnectionError(f"watch on {resource.plural}: a line is not JSON") from exc
                 if event.get("type") == "ERROR":
                     status = event.get("object") or {}
                     raise errors.from_status(int(status.get("code") or 500), status)

@@ -236,6 +236,7 @@ async def test_status_subresource_ready_condition_and_printer_columns(
         {
             "observedGeneration": 1,
             "phase": "Running",
+            "reason": "Running",
             "host": "edge-1",
             "state": "running",
             "health": "healthy",
@@ -252,16 +253,18 @@ async def test_status_subresource_ready_condition_and_printer_columns(
 
     table = await _patch_status_as_table(devenv.kubeconfig, path, patch)
     columns = [c["name"] for c in table["columnDefinitions"]]
-    assert columns == ["Name", "Host", "Image", "State", "Health", "Ready", "Restarts", "Age", "IP", "Drift"]
+    assert columns == [
+        "Name", "Host", "Image", "Status", "Ready", "Restarts", "Age", "State", "Health", "IP", "Drift"
+    ]  # fmt: skip
     wide = {c["name"] for c in table["columnDefinitions"] if c["priority"] == 1}
-    assert wide == {"IP", "Drift"}
+    assert wide == {"State", "Health", "IP", "Drift"}
     cells = table["rows"][0]["cells"]
-    assert cells[:7] == [name, "edge-1", "dockyard-test/busybox:1", "running", "healthy", "True", 2]
-    assert cells[8] == "172.17.0.2"
-    assert "image" in str(cells[9])
-    assert "env" in str(cells[9])
+    assert cells[:6] == [name, "edge-1", "dockyard-test/busybox:1", "Running", "True", 2]
+    assert cells[7:10] == ["running", "healthy", "172.17.0.2"]
+    assert "image" in str(cells[10])
+    assert "env" in str(cells[10])
     header = kubectl.run("get", "-n", namespace, "dc", name, "-o", "wide").stdout.splitlines()[0].split()
-    assert header == ["NAME", "HOST", "IMAGE", "STATE", "HEALTH", "READY", "RESTARTS", "AGE", "IP", "DRIFT"]
+    assert header == ["NAME", "HOST", "IMAGE", "STATUS", "READY", "RESTARTS", "AGE", "STATE", "HEALTH", "IP", "DRIFT"]
 
     # kubectl wait watches; start it first and re-assert Ready until it has seen it (a concurrent operator may
     # flip the condition back at once, but the watch still delivers our version).

@@ -8,6 +8,7 @@ import pydantic
 import pytest
 
 from dockyard_operator.api import common, dockercontainer, dockerhost
+from dockyard_operator.runtime import conditions
 
 
 @pytest.mark.parametrize(
@@ -123,7 +124,7 @@ def test_find_condition() -> None:
             ]
         }
     )
-    ready = common.find_condition(status.conditions, dockercontainer.ContainerConditionType.READY)
+    ready = conditions.find_condition(status.conditions, dockercontainer.ContainerConditionType.READY)
     assert ready is not None
     assert ready.status is common.ConditionStatus.TRUE
-    assert common.find_condition(status.conditions, "Healthy") is None
+    assert conditions.find_condition(status.conditions, "Healthy") is None

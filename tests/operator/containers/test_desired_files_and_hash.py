@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from dockyard_operator.api import labels
 from dockyard_operator.api.dockercontainer import DockerContainerSpec
-from dockyard_operator.containers import labels
 from dockyard_operator.containers.desired import (
     SPEC_HASH_LENGTH,
     DesiredContainer,

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from dockyard_operator.api import labels
 from dockyard_operator.api.dockercontainer import DockerContainerSpec
-from dockyard_operator.containers import drift, labels
+from dockyard_operator.containers import drift
 from dockyard_operator.containers.desired import DesiredContainer, ResolvedRefs, build_desired
 
 InspectFactory = Callable[..., dict[str, Any]]  # the docker_inspect fixture (conftest.py)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any
 
+import pytest
+
 from dockyard_operator.api.dockercontainer import DockerContainerSpec
+from dockyard_operator.api.dockerhost import DockerHostSpec
 from dockyard_operator.containers import pulling, scheduling
 
 
@@ -14,9 +18,26 @@ def _spec(**fields: Any) -> DockerContainerSpec:
     return DockerContainerSpec.model_validate({"image": "busybox:1", **fields})
 
 
-def _host(name: str, labels: dict[str, str], namespace_selector: dict[str, Any] | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {} if namespace_selector is None else {"namespaceSelector": namespace_selector}
-    return {"metadata": {"name": name, "labels": labels}, "spec": spec}
+def _host(
+    name: str,
+    labels: dict[str, str],
+    namespace_selector: dict[str, Any] | None = None,
+    *,
+    reachable: bool = True,
+    operator_class: str = "dockyard",
+    deleting: bool = False,
+) -> scheduling.HostView:
+    spec: dict[str, Any] = {"operatorClass": operator_class}
+    if namespace_selector is not None:
+        spec["namespaceSelector"] = namespace_selector
+    return scheduling.HostView(
+        name=name,
+        spec=DockerHostSpec.model_validate(spec),
+        labels=labels,
+        reachable=reachable,
+        decided=True,
+        deleting=deleting,
+    )
 
 
 HOSTS = {
@@ -26,6 +47,14 @@ HOSTS = {
 }
 
 
+def _with(**changes: scheduling.HostView) -> dict[str, scheduling.HostView]:
+    return {**HOSTS, **changes}
+
+
+def _unreachable(*names: str) -> dict[str, scheduling.HostView]:
+    return {n: dataclasses.replace(h, reachable=n not in names) for n, h in HOSTS.items()}
+
+
 def _decide(spec: DockerContainerSpec, **kw: Any) -> scheduling.Decision:
     args: dict[str, Any] = {
         "spec": spec,
@@ -33,7 +62,7 @@ def _decide(spec: DockerContainerSpec, **kw: Any) -> scheduling.Decision:
         "namespace_labels": {},
         "current_host": None,
         "hosts": HOSTS,
-        "reachable": lambda name: True,
+        "operator_class": "dockyard",
         "load": lambda name: 0,
     }
     args.update(kw)
@@ -42,7 +71,7 @@ def _decide(spec: DockerContainerSpec, **kw: Any) -> scheduling.Decision:
 
 def test_host_ref_places_on_that_host_even_when_unreachable() -> None:
     """hostRef is the user's explicit choice: reachability is reported later, never a reason to move."""
-    decision = _decide(_spec(hostRef={"name": "a"}), reachable=lambda name: False)
+    decision = _decide(_spec(hostRef={"name": "a"}), hosts=_unreachable("a"))
     assert (decision.host, decision.reason) == ("a", "HostRef")
 
 
@@ -53,12 +82,28 @@ def test_host_ref_to_a_missing_host_or_a_namespace_it_does_not_admit_is_unschedu
     assert _decide(_spec(hostRef={"name": "c"}), namespace_labels={"team": "edge"}).host == "c"
 
 
+def test_host_ref_to_a_host_of_another_class_or_being_deleted_is_unschedulable() -> None:
+    hosts = _with(x=_host("x", {}, operator_class="team-b"), y=_host("y", {}, deleting=True))
+    decision = _decide(_spec(hostRef={"name": "x"}), hosts=hosts)
+    assert (decision.host, decision.reason) == (None, "OtherOperatorClass")
+    assert "team-b" in decision.message
+    assert _decide(_spec(hostRef={"name": "y"}), hosts=hosts).reason == "HostDeleting"
+
+
 def test_selector_picks_the_least_loaded_reachable_match_and_breaks_ties_by_name() -> None:
     spec = _spec(hostSelector={"matchLabels": {"site": "lab"}})
     assert _decide(spec).host == "a"
     assert _decide(spec, load=lambda name: {"a": 3, "b": 1}[name]).host == "b"
-    assert _decide(spec, reachable=lambda name: name != "a").host == "b"
-    assert _decide(spec, reachable=lambda name: False).reason == "NoEligibleHost"
+    assert _decide(spec, hosts=_unreachable("a")).host == "b"
+    assert _decide(spec, hosts=_unreachable("a", "b", "c")).reason == "NoEligibleHost"
+
+
+def test_selector_never_picks_a_host_of_another_class_or_one_being_deleted() -> None:
+    spec = _spec(hostSelector={"matchLabels": {"site": "lab"}})
+    hosts = _with(a=_host("a", {"site": "lab"}, operator_class="team-b"), b=_host("b", {"site": "lab"}, deleting=True))
+    assert _decide(spec, hosts=hosts).reason == "NoEligibleHost"
+    # ...and a container already on a host being deleted moves off it.
+    assert _decide(spec, hosts=hosts, current_host="b").host is None
 
 
 def test_selector_choice_sticks_while_the_host_still_matches() -> None:
@@ -73,6 +118,37 @@ def test_selector_choice_sticks_while_the_host_still_matches() -> None:
 def test_empty_selector_matches_every_host_that_admits_the_namespace() -> None:
     decision = _decide(_spec(hostSelector={}), load=lambda name: {"a": 5, "b": 5, "c": 0}[name])
     assert decision.host == "a"  # c would be emptier, but does not admit namespace "apps"
+
+
+@pytest.mark.parametrize(
+    ("previous", "target", "hosts", "expected"),
+    [
+        (None, "a", HOSTS, None),
+        ("a", "a", HOSTS, None),
+        ("a", "b", HOSTS, scheduling.Leave.REMOVE),
+        ("a", None, HOSTS, scheduling.Leave.REMOVE),
+        ("a", "b", _unreachable("a"), scheduling.Leave.WAIT),
+        ("gone", "b", HOSTS, scheduling.Leave.RELEASE),
+        ("a", "b", {**HOSTS, "a": _host("a", {}, reachable=False, deleting=True)}, scheduling.Leave.RELEASE),
+        ("a", "b", {**HOSTS, "a": _host("a", {}, reachable=True, deleting=True)}, scheduling.Leave.REMOVE),
+        ("a", "b", {**HOSTS, "a": _host("a", {}, operator_class="team-b")}, scheduling.Leave.RELEASE),
+    ],
+)
+def test_leaving_the_previous_host(
+    previous: str | None, target: str | None, hosts: dict[str, scheduling.HostView], expected: scheduling.Leave | None
+) -> None:
+    """Never two copies: remove first when reachable, wait when merely unreachable, release when it is gone."""
+    result = scheduling.departure(previous=previous, target=target, hosts=hosts, operator_class="dockyard")
+    assert (result.how if result is not None else None) is expected
+
+
+def test_eligible_hosts_are_where_a_lost_copy_may_be() -> None:
+    spec = _spec(hostSelector={"matchLabels": {"site": "lab"}})
+    hosts = _with(z=_host("z", {"site": "lab"}, operator_class="team-b"))
+    assert scheduling.eligible_hosts(spec=spec, namespace_labels={}, hosts=hosts, operator_class="dockyard") == [
+        "a",
+        "b",
+    ]
 
 
 def _dockerconfig(auths: dict[str, Any]) -> dict[str, bytes]:

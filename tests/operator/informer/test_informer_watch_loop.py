@@ -33,7 +33,7 @@ class ScriptedServer:
         self.watch_rvs: list[str] = []
         self.idle = asyncio.Event()
 
-    async def list(self, resource: Any, *, namespace: str | None = None, label_selector: str | None = None) -> JSON:
+    async def list(self, resource: Any, **_: Any) -> JSON:
         self.list_calls += 1
         return self.lists.pop(0)
 
@@ -60,7 +60,7 @@ async def run_until_idle(server: ScriptedServer) -> tuple[Informer, list[tuple[s
         settings=WatchSettings(backoff_initial=0.001, backoff_max=0.002),
     )
     seen: list[tuple[str, str]] = []
-    informer.add_handler(lambda kind, o: seen.append((kind, o["metadata"]["name"])))
+    informer.add_handler(lambda kind, o, _old: seen.append((kind, o["metadata"]["name"])))
     task = asyncio.create_task(informer.run())
     try:
         await asyncio.wait_for(server.idle.wait(), timeout=5)
@@ -82,7 +82,7 @@ async def test_lists_then_watches_from_the_list_version_and_bookmarks_advance_it
     informer, seen = await run_until_idle(server)
     assert server.watch_rvs == ["10", "15", "17"]  # resumed after the server ended each watch
     assert server.list_calls == 1
-    assert seen == [("MODIFIED", "a"), ("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
+    assert seen == [("ADDED", "a"), ("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
     assert informer.store.list_keys() == ["ns/a"]
 
 
@@ -95,7 +95,7 @@ async def test_410_gone_relists_and_reports_what_changed_across_the_gap() -> Non
     assert server.list_calls == 2
     assert server.watch_rvs == ["10", "50"]
     # a vanished in the gap (its DELETED event was never seen), c appeared, b did not change: not reported.
-    assert seen[2:] == [("DELETED", "a"), ("MODIFIED", "c")]
+    assert seen[2:] == [("DELETED", "a"), ("ADDED", "c")]
     assert sorted(informer.store.list_keys()) == ["ns/b", "ns/c"]
     stored = informer.store.get("ns/b")
     assert stored is not None
@@ -130,3 +130,30 @@ async def test_throttling_honours_retry_after() -> None:
     await run_until_idle(server)
     assert loop.time() - started >= 0.05
     assert server.watch_rvs == ["10", "10"]
+
+
+async def test_a_watch_that_ends_at_once_without_events_backs_off_instead_of_spinning() -> None:
+    """A broken proxy (or server) that closes every watch at once must not turn the informer into a hot loop."""
+
+    class EmptyWatches(ScriptedServer):
+        async def watch(self, resource: Any, *, resource_version: str, **_: Any) -> AsyncIterator[JSON]:
+            self.watch_rvs.append(resource_version)
+            nothing: list[JSON] = []
+            for item in nothing:
+                yield item
+
+    server = EmptyWatches(lists=[listing("10")] * 100, watches=[])
+    informer = Informer(
+        client=server,  # type: ignore[arg-type]
+        resource=DOCKERCONTAINERS,
+        settings=WatchSettings(backoff_initial=0.01, backoff_max=0.1),
+    )
+    task = asyncio.create_task(informer.run())
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Before the fix: tens of thousands of watch calls in half a second. With backoff (10 ms doubling to 100 ms):
+    # a handful, and a relist after every third failure in a row.
+    assert 3 <= len(server.watch_rvs) <= 15, len(server.watch_rvs)
+    assert server.list_calls >= 2

@@ -196,6 +196,8 @@ class Agent:
                 msg = f"the server refused the credentials for host {cfg.host_name!r} (HTTP 401)"
             elif e.status == 429:
                 msg = "the server is rate-limiting this address after failed attempts (HTTP 429)"
+            elif e.status == 503:
+                msg = "the server is starting and cannot check this host's token yet (HTTP 503); retrying"
             else:
                 msg = f"the server answered HTTP {e.status} instead of a WebSocket upgrade"
             raise ConnectRefusedError(msg, status=e.status) from e

@@ -19,7 +19,7 @@ from dockyard_mux import Config as MuxConfig
 from dockyard_mux import Session
 from dockyard_tunnel.auth import Authenticator, FailureRateLimiter
 from dockyard_tunnel.config import CA_PATH, CONNECT_PATH, HOST_HEADER, ServerConfig, validate_host_name
-from dockyard_tunnel.errors import ConfigError, HandshakeError
+from dockyard_tunnel.errors import AuthenticatorNotReadyError, ConfigError, HandshakeError
 from dockyard_tunnel.handshake import (
     PROTOCOL_VERSION,
     REFUSED_CLOSE_CODE,
@@ -187,7 +187,14 @@ class TunnelServer:
             except ConfigError:
                 host = ""
             else:
-                ok = await self._authenticator.authenticate(host, token.strip())
+                try:
+                    ok = await self._authenticator.authenticate(host, token.strip())
+                except AuthenticatorNotReadyError:
+                    log.info("auth_not_ready", remote=source, host=host)
+                    retry = web.Response(
+                        status=503, text="not ready for agents yet; retry\n", headers={"Retry-After": "5"}
+                    )
+                    return host, retry
         if not ok:
             self._limiter.record_failure(source)
             # Log the claimed host only if it was well-formed; never the token.

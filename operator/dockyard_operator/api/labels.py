@@ -16,6 +16,9 @@ NAMESPACE: Final = PREFIX + "namespace"
 NAME: Final = PREFIX + "name"
 SPEC_HASH: Final = PREFIX + "spec-hash"
 
+#: Namespace label naming the operator class that serves the namespace's DockerContainers (default: dockyard).
+OPERATOR_CLASS: Final = PREFIX + "operator-class"
+
 #: Docker events/list filter for every container Dockyard manages (``filters={"label": [MANAGED_FILTER]}``).
 MANAGED_FILTER: Final = f"{MANAGED}={MANAGED_VALUE}"
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any
 
 import pytest
 
-from dockyard_operator.api.common import ConditionStatus
+from dockyard_operator.api.common import Condition, ConditionStatus
 from dockyard_operator.api.dockercontainer import DockerContainerStatus
-from dockyard_operator.containers.conditions import (
+from dockyard_operator.runtime.conditions import (
     MAX_MESSAGE,
+    Conditions,
     ConditionUpdate,
     InvalidConditionError,
     find_condition,
@@ -26,6 +26,10 @@ T1 = T0 + datetime.timedelta(minutes=5)
 TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
 
 
+def _json(conditions: list[Condition]) -> list[dict[str, object]]:
+    return [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in conditions]
+
+
 def test_new_conditions_get_now_with_whole_seconds_and_sorted_by_type() -> None:
     result = set_conditions(
         [],
@@ -36,7 +40,7 @@ def test_new_conditions_get_now_with_whole_seconds_and_sorted_by_type() -> None:
         observed_generation=3,
         now=T0,
     )
-    assert result == [
+    assert _json(result) == [
         {
             "type": "Drifted",
             "status": "False",
@@ -54,8 +58,9 @@ def test_new_conditions_get_now_with_whole_seconds_and_sorted_by_type() -> None:
             "observedGeneration": 3,
         },
     ]
-    # What we produce is what the API's own model accepts.
-    DockerContainerStatus.model_validate({"conditions": result})
+    # What we produce is what the API's own model accepts, and it survives a round trip unchanged.
+    stored = DockerContainerStatus.model_validate({"conditions": _json(result)})
+    assert stored.conditions == result
 
 
 def test_same_status_keeps_the_transition_time_but_updates_the_rest() -> None:
@@ -63,7 +68,7 @@ def test_same_status_keeps_the_transition_time_but_updates_the_rest() -> None:
     second = set_condition(
         first, ConditionUpdate("Ready", FALSE, "Pulling", "pulling x"), observed_generation=2, now=T1
     )
-    assert second == [
+    assert _json(second) == [
         {
             "type": "Ready",
             "status": "False",
@@ -78,9 +83,9 @@ def test_same_status_keeps_the_transition_time_but_updates_the_rest() -> None:
 def test_a_status_change_moves_the_transition_time() -> None:
     first = set_condition([], ConditionUpdate("Ready", FALSE, "Creating"), observed_generation=1, now=T0)
     second = set_condition(first, ConditionUpdate("Ready", TRUE, "Running"), observed_generation=1, now=T1)
-    assert second[0]["lastTransitionTime"] == "2026-11-26T06:05:00Z"
+    assert format_time(second[0].last_transition_time) == "2026-11-26T06:05:00Z"
     third = set_condition(second, ConditionUpdate("Ready", UNKNOWN, "HostUnreachable"), observed_generation=1, now=T1)
-    assert third[0]["status"] == "Unknown"
+    assert third[0].status is UNKNOWN
 
 
 def test_setting_the_same_conditions_again_is_a_no_op() -> None:
@@ -92,36 +97,36 @@ def test_setting_the_same_conditions_again_is_a_no_op() -> None:
 
 
 def test_conditions_as_read_back_from_the_api_server() -> None:
-    """Input as the API server returns it (any order, other fields); untouched conditions are kept as they are."""
-    stored: list[dict[str, Any]] = [
-        {"type": "Scheduled", "status": "True", "reason": "HostRef", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+    """Input as the API server returns it (any order); untouched conditions are kept as they are."""
+    stored = DockerContainerStatus.model_validate(
         {
-            "type": "Ready",
-            "status": "True",
-            "reason": "Running",
-            "message": "",
-            "lastTransitionTime": "2026-02-02T00:00:00Z",
-        },
-    ]
+            "conditions": [
+                {
+                    "type": "Scheduled",
+                    "status": "True",
+                    "reason": "HostRef",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                },
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Running",
+                    "message": "",
+                    "lastTransitionTime": "2026-02-02T00:00:00Z",
+                },
+            ]
+        }
+    ).conditions
     result = set_condition(stored, ConditionUpdate("Ready", TRUE, "Running"), observed_generation=None, now=T1)
-    assert [c["type"] for c in result] == ["Ready", "Scheduled"]
-    assert result[0]["lastTransitionTime"] == "2026-02-02T00:00:00Z"
-    assert "observedGeneration" not in result[0]
+    assert [c.type for c in result] == ["Ready", "Scheduled"]
+    assert format_time(result[0].last_transition_time) == "2026-02-02T00:00:00Z"
+    assert result[0].observed_generation is None
     assert result[1] == stored[0]
-    assert stored[1]["reason"] == "Running"  # inputs are not modified
-    result[1]["status"] = "False"
-    assert stored[0]["status"] == "True"
-
-
-def test_a_stored_condition_without_a_time_gets_one() -> None:
-    stored = [{"type": "Ready", "status": "True", "reason": "Running"}]
-    result = set_condition(stored, ConditionUpdate("Ready", TRUE, "Running"), observed_generation=1, now=T0)
-    assert result[0]["lastTransitionTime"] == "2026-11-26T06:00:00Z"
 
 
 def test_long_messages_are_cut_to_the_api_limit() -> None:
     result = set_condition([], ConditionUpdate("Ready", FALSE, "Failed", "x" * 50_000), observed_generation=1, now=T0)
-    assert len(result[0]["message"]) == MAX_MESSAGE
+    assert len(result[0].message) == MAX_MESSAGE
 
 
 @pytest.mark.parametrize(
@@ -162,7 +167,19 @@ def test_find_remove_and_is_true() -> None:
     assert not is_true(conditions, "Healthy")
     found = find_condition(conditions, "Drifted")
     assert found is not None
-    assert found["reason"] == "InSync"
+    assert found.reason == "InSync"
     assert find_condition(conditions, "Healthy") is None
-    assert [c["type"] for c in remove_condition(conditions, "Drifted")] == ["Ready"]
+    assert [c.type for c in remove_condition(conditions, "Drifted")] == ["Ready"]
     assert remove_condition(conditions, "Healthy") == conditions
+
+
+def test_the_working_set_records_decisions_in_order() -> None:
+    working = Conditions([], generation=7, now=T0)
+    working.set("Ready", "False", "Creating", "x")
+    working.set("Ready", "True", "Running")
+    working.set("Scheduled", TRUE, "HostRef")
+    working.remove("Scheduled")
+    assert working.reason("Ready") == "Running"
+    assert working.status("Ready") is TRUE
+    assert working.status("Scheduled") is None
+    assert [c.observed_generation for c in working.result] == [7]

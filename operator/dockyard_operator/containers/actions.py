@@ -1,0 +1,50 @@
+"""The Docker actions a DockerContainer decision can ask for; the executor performs them in order.
+
+Each action is a value: the decision that produced it can be compared with a table of expected actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dockyard_operator.api.dockercontainer import PullPolicy
+
+
+@dataclass(frozen=True)
+class RemoveContainer:
+    """Stop (with the grace period, if running) and remove one container."""
+
+    host: str
+    container_id: str
+    running: bool
+    grace_seconds: int
+    why: str
+
+
+@dataclass(frozen=True)
+class EnsureImage:
+    """Make the image present as the pull policy says (pull for Always, or when absent for IfNotPresent)."""
+
+    image: str
+    policy: PullPolicy
+
+
+@dataclass(frozen=True)
+class CreateContainer:
+    """Create the desired container, copy its Secret/ConfigMap files in, start it."""
+
+    host: str
+
+
+@dataclass(frozen=True)
+class StartContainer:
+    container_id: str
+
+
+@dataclass(frozen=True)
+class RestartContainer:
+    container_id: str
+    grace_seconds: int
+
+
+Action = RemoveContainer | EnsureImage | CreateContainer | StartContainer | RestartContainer
