@@ -28,7 +28,7 @@ $(VENV_STAMP): pyproject.toml hack/constraints.txt
 
 venv: $(VENV_STAMP) ## create .venv with the project and its dev tools (pinned by hack/constraints.txt)
 
-binaries: ## build (once) kube-apiserver, kubectl and etcd into ~/.cache/dockyard
+binaries: ## build (once) kube-apiserver, kube-controller-manager, kubectl and etcd into ~/.cache/dockyard
 	@hack/build-binaries
 
 dist/dockyard-agent: $(VENV_STAMP) $(AGENT_SOURCES)
@@ -36,7 +36,7 @@ dist/dockyard-agent: $(VENV_STAMP) $(AGENT_SOURCES)
 
 agent: dist/dockyard-agent ## build the single-file agent executable (PyInstaller)
 
-dev-up: system-deps venv binaries ## start (or reuse) etcd + kube-apiserver + a private dockerd; writes .dev/env.sh
+dev-up: system-deps venv binaries ## start (or reuse) etcd, kube-apiserver, kube-controller-manager, a private dockerd
 	@$(VENV)/bin/python hack/devenv.py up
 
 dev-down: ## stop what dev-up started and remove .dev state

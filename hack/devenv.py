@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The dev environment: a real etcd + kube-apiserver and a private dockerd, started from this checkout.
+"""The dev environment: a real etcd + kube-apiserver + kube-controller-manager and a private dockerd, started from
+this checkout.
 
 Used three ways, always through this one module: `make dev-up` / `make dev-down` (humans and the demo),
 and the session-scoped pytest fixture in tests/conftest.py (so a bare `pytest` brings up what it needs).
@@ -259,12 +260,12 @@ def _which(cmd: str) -> str:
 
 
 def ensure_binaries(*, build: bool) -> None:
-    needed = [bin_dir() / name for name in ("etcd", "kube-apiserver", "kubectl")]
+    needed = [bin_dir() / name for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")]
     if all(p.exists() for p in needed):
         return
     if not build:
         raise DevEnvError(f"Kubernetes binaries missing in {bin_dir()}: run `hack/build-binaries` (needs Go)")
-    _log(f"building kube-apiserver, kubectl and etcd {KUBE_VERSION} (first run only; takes minutes)")
+    _log(f"building kube-apiserver, kube-controller-manager, kubectl and etcd {KUBE_VERSION} (first run; minutes)")
     res = subprocess.run([str(HACK / "build-binaries")], check=False)
     if res.returncode != 0:
         raise DevEnvError("hack/build-binaries failed; see its output above")
@@ -277,28 +278,38 @@ def _openssl(*args: str) -> None:
     _run([_which("openssl"), *args])
 
 
+#: Client certificates the components use, by file stem: (subject, purpose). kube-controller-manager gets the
+#: identity Kubernetes' bootstrap RBAC knows (system:kube-controller-manager), not system:masters.
+CLIENT_CERTS = {
+    "admin": "/O=system:masters/CN=dockyard-admin",
+    "controller-manager": "/CN=system:kube-controller-manager",
+}
+
+
 def ensure_pki(pki: Path) -> None:
-    """CA, apiserver serving cert, admin client cert (system:masters) and the service-account key pair."""
-    if (pki / "admin.crt").exists():
+    """CA, apiserver serving cert, client certs (admin, controller manager) and the service-account key pair."""
+    if all((pki / f"{name}.crt").exists() for name in CLIENT_CERTS):
         return
     pki.mkdir(parents=True, exist_ok=True)
     os.chmod(pki, 0o700)
     days = "3650"
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        str(pki / "ca.key"),
-        "-out",
-        str(pki / "ca.crt"),
-        "-days",
-        days,
-        "-subj",
-        "/CN=dockyard-dev-ca",
-    )
+    fresh = not (pki / "ca.crt").exists()
+    if fresh:
+        _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(pki / "ca.key"),
+            "-out",
+            str(pki / "ca.crt"),
+            "-days",
+            days,
+            "-subj",
+            "/CN=dockyard-dev-ca",
+        )
     sans = ",".join(
         [
             "IP:127.0.0.1",
@@ -310,10 +321,11 @@ def ensure_pki(pki: Path) -> None:
             "DNS:kubernetes.default.svc.cluster.local",
         ]
     )
-    for name, subj, ext in (
-        ("apiserver", "/CN=kube-apiserver", f"subjectAltName={sans}\nextendedKeyUsage=serverAuth"),
-        ("admin", "/O=system:masters/CN=dockyard-admin", "extendedKeyUsage=clientAuth"),
-    ):
+    certs = [("apiserver", "/CN=kube-apiserver", f"subjectAltName={sans}\nextendedKeyUsage=serverAuth")]
+    certs += [(name, subject, "extendedKeyUsage=clientAuth") for name, subject in CLIENT_CERTS.items()]
+    # An environment from before a client was added keeps its CA and what exists, and gains the new client.
+    certs = [c for c in certs if not (pki / f"{c[0]}.crt").exists()]
+    for name, subj, ext in certs:
         _openssl(
             "req",
             "-newkey",
@@ -344,8 +356,9 @@ def ensure_pki(pki: Path) -> None:
             "-extfile",
             str(pki / f"{name}.ext"),
         )
-    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(pki / "sa.key"))
-    _openssl("pkey", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
+    if fresh:
+        _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(pki / "sa.key"))
+        _openssl("pkey", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
     for key in pki.glob("*.key"):
         os.chmod(key, 0o600)
 
@@ -471,9 +484,10 @@ def ensure_apiserver(dev: Path, state: dict[str, object]) -> None:
     _wait("kube-apiserver", lambda: _kube_ready(port, pki), timeout=90, log=dev / "logs" / "kube-apiserver.log")
 
 
-def write_kubeconfig(dev: Path, port: int) -> Path:
+def write_kubeconfig(dev: Path, port: int, *, user: str = "admin", path: Path | None = None) -> Path:
+    """A kubeconfig for one of the client certificates in .dev/pki (the admin's by default)."""
     pki = dev / "pki"
-    path = dev / "kubeconfig"
+    path = path or dev / "kubeconfig"
     # JSON is valid YAML; kubectl and kubernetes_asyncio both read it.
     config = {
         "apiVersion": "v1",
@@ -491,8 +505,8 @@ def write_kubeconfig(dev: Path, port: int) -> Path:
             {
                 "name": "dockyard-admin",
                 "user": {
-                    "client-certificate": str(pki / "admin.crt"),
-                    "client-key": str(pki / "admin.key"),
+                    "client-certificate": str(pki / f"{user}.crt"),
+                    "client-key": str(pki / f"{user}.key"),
                 },
             }
         ],
@@ -503,6 +517,79 @@ def write_kubeconfig(dev: Path, port: int) -> Path:
     path.write_text(json.dumps(config, indent=2) + "\n")
     os.chmod(path, 0o600)
     return path
+
+
+#: The controllers a cluster's behaviour depends on for what Dockyard does: ownerReferences and cascading deletion
+#: (garbage collector), namespace deletion, EndpointSlices for selector-less Services, ServiceAccounts and their
+#: tokens, the kube-root-ca.crt ConfigMap, aggregated ClusterRoles. Pod-running controllers (Deployment, Job...)
+#: are left out: nothing here runs Pods.
+CONTROLLERS = (
+    "garbage-collector-controller",
+    "namespace-controller",
+    "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",
+)
+
+
+def _controller_manager_healthy(port: int) -> bool:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # its serving certificate is self-signed; /healthz is all we ask
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=3, context=ctx)
+    try:
+        conn.request("GET", "/healthz")
+        resp = conn.getresponse()
+        resp.read()
+    finally:
+        conn.close()
+    return resp.status == 200
+
+
+def ensure_controller_manager(dev: Path, state: dict[str, object]) -> None:
+    pidfile = dev / "kube-controller-manager.pid"
+    port = state.get("kcm_port")
+    if _read_pid(pidfile) and isinstance(port, int) and state.get("kcm_kube_port") == state["kube_port"]:
+        with contextlib.suppress(Exception):
+            if _controller_manager_healthy(port):
+                return
+    _stop_pid(pidfile, "kube-controller-manager (stale)")
+    pki = dev / "pki"
+    kubeconfig = write_kubeconfig(
+        dev, int(str(state["kube_port"])), user="controller-manager", path=dev / "controller-manager.kubeconfig"
+    )
+    port = _free_port()
+    log = dev / "logs" / "kube-controller-manager.log"
+    _log(f"starting kube-controller-manager {KUBE_VERSION} ({len(CONTROLLERS)} controllers)")
+    _start(
+        [
+            str(bin_dir() / "kube-controller-manager"),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--authentication-skip-lookup",  # only /healthz is ever asked of it, and that path is always allowed
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={dev / 'controller-manager-certs'}",
+            f"--controllers={','.join(CONTROLLERS)}",
+            # Each controller acts as its own ServiceAccount with the bootstrap RBAC Kubernetes ships for it,
+            # as in a kubeadm cluster (the manager's own identity may only mint their tokens).
+            "--use-service-account-credentials",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            "--leader-elect=false",
+            "--profiling=false",
+            "--v=1",
+        ],
+        log=log,
+        pidfile=pidfile,
+    )
+    state["kcm_port"] = port
+    state["kcm_kube_port"] = state["kube_port"]
+    _wait("kube-controller-manager", lambda: _controller_manager_healthy(port), timeout=60, log=log)
 
 
 # ---------------------------------------------------------------------------------------------------- docker
@@ -698,6 +785,8 @@ def current(dev: Path | None = None) -> Env | None:
     state = _load_state(dev)
     if not (state.get("kube_port") and _read_pid(dev / "kube-apiserver.pid") and _read_pid(dev / "etcd.pid")):
         return None
+    if not _read_pid(dev / "kube-controller-manager.pid"):
+        return None
     if not _read_pid(dev / "docker" / "dockerd.pid"):
         return None
     return _env_from_state(dev, state)
@@ -734,6 +823,8 @@ def up(*, build: bool = True) -> Env:
         ensure_apiserver(dev, state)
         _save_state(dev, state)
         write_kubeconfig(dev, int(str(state["kube_port"])))
+        ensure_controller_manager(dev, state)
+        _save_state(dev, state)
         sock = ensure_dockerd(dev, state)
         _save_state(dev, state)
         ensure_test_image(sock)
@@ -750,6 +841,69 @@ def _unmount_under(path: Path) -> None:
         subprocess.run(["umount", "-l", mnt], capture_output=True, check=False)
 
 
+def processes_under(path: Path) -> list[int]:
+    """Pids of processes whose command line names `path` (containerd and its shims name the exec-root)."""
+    needle = str(path).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline and _pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _stop_containers(sock: Path, runtime: Path, *, timeout: float = 60.0) -> None:
+    """Kill every container of a still-running private dockerd and wait for containerd to reap their shims.
+
+    Stopping dockerd with containers running leaves some containerd-shim processes behind (their exec-root is
+    deleted under them; about one in ten with 200 containers). A dev environment is throwaway: SIGKILL is fine.
+    """
+    if not sock.exists():
+        return
+    try:
+        listed = json.loads(docker_api(sock, "GET", "/containers/json", timeout=10))
+    except (OSError, DevEnvError, ValueError):
+        return  # no daemon answering: whatever is left is ended by pid below
+    running = [str(c["Id"]) for c in listed]
+    if running:
+        _log(f"killing {len(running)} running container(s)")
+    for cid in running:
+        with contextlib.suppress(OSError, DevEnvError):
+            docker_api(sock, "POST", f"/containers/{cid}/kill", timeout=10)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any("shim" in _cmdline(p) for p in processes_under(runtime)):
+        time.sleep(0.2)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _end_processes_under(runtime: Path) -> None:
+    """Whatever still runs from the exec-root once dockerd is gone (a shim it never reaped) is ended by pid."""
+    left = processes_under(runtime)
+    if not left:
+        return
+    _log(f"ending {len(left)} process(es) left under {runtime}")
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and processes_under(runtime):
+        time.sleep(0.1)
+    for pid in processes_under(runtime):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def down(dev: Path | None = None) -> None:
     """Stop only what this dev dir started (by pid file) and remove its state."""
     dev = dev or dev_dir()
@@ -759,12 +913,15 @@ def down(dev: Path | None = None) -> None:
         state = _load_state(dev)
         # What `make demo` started on top (operator, agent) goes first: it talks to what follows.
         for extra in sorted(dev.glob("*.pid")):
-            if extra.name not in ("etcd.pid", "kube-apiserver.pid"):
+            if extra.name not in ("etcd.pid", "kube-apiserver.pid", "kube-controller-manager.pid"):
                 _stop_pid(extra, extra.stem)
+        runtime = _runtime_dir(dev)
+        _stop_containers(dev / "docker" / "docker.sock", runtime)
         _stop_pid(dev / "docker" / "dockerd.pid", "dockerd", grace=30)
+        _end_processes_under(runtime)
+        _stop_pid(dev / "kube-controller-manager.pid", "kube-controller-manager")
         _stop_pid(dev / "kube-apiserver.pid", "kube-apiserver")
         _stop_pid(dev / "etcd.pid", "etcd")
-        runtime = _runtime_dir(dev)
         for tree in (dev / "docker", runtime):
             _unmount_under(tree)
         shutil.rmtree(runtime, ignore_errors=True)
