@@ -4,6 +4,9 @@
 dockerd. A bare `pytest` therefore works on a fresh machine that has the system packages (`make system-deps`).
 If a component cannot start, the test fails with the reason and the fix; it is never skipped.
 
+At the end of the session the API server must hold nothing the session created, and the objects that were there
+before it (a running demo's) must read as they did: the `devenv` fixture checks both and fails the run otherwise.
+
 Several pytest sessions may share one environment (people running tests while CI-like runs are going). Each
 session registers itself under .dev/users/; the session that started the environment stops it at the end only
 when no other live session uses it, and never when it was already running (someone ran `make dev-up`).
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import aiodocker
 import pytest
+from dockyard_e2e import inventory, leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 # hack/ is a directory of scripts, not a package; devenv.py is written to be importable from it.
@@ -51,13 +55,19 @@ def devenv() -> Iterator[devenv_module.Env]:
     users.mkdir(exist_ok=True)
     me = users / str(os.getpid())
     me.touch()
+    before = inventory(env)
+    problems: list[str] = []
     try:
         yield env
     finally:
+        # Every other session fixture (operators, namespaces, hosts) has cleaned up by now: what is left is a bug.
+        problems = leftovers(env, before)
         me.unlink(missing_ok=True)
         keep = os.environ.get("DOCKYARD_KEEP_DEV") == "1"
         if not was_running and not keep and not _live_users(users):
             devenv_module.down(env.dev)
+    if problems:
+        pytest.fail("the test session left the API server changed:\n  " + "\n  ".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiodocker
 import pytest
-from dockyard_e2e import apply, condition, container_manifest, events_for, eventually, get_dc, kubectl
+from dockyard_e2e import apply, condition, container_manifest, events_for, eventually, get_dc, host_manifest, kubectl
 
 from dockyard_operator.kube.client import KubeClient
 
@@ -177,13 +177,8 @@ async def test_host_paths_need_the_hosts_permission(
     devenv: Any, operator: Any, kube: KubeClient, docker: aiodocker.Docker, namespace: str, tmp_path: Any
 ) -> None:
     host = _name("paths")
-    host_manifest: dict[str, Any] = {
-        "apiVersion": "dockyard.dev/v1alpha1",
-        "kind": "DockerHost",
-        "metadata": {"name": host},
-        "spec": {"url": devenv.docker_host},
-    }
-    kubectl(devenv, "apply", "-f", "-", stdin=json.dumps(host_manifest))
+    manifest = host_manifest(host, {"url": devenv.docker_host})
+    kubectl(devenv, "apply", "-f", "-", stdin=json.dumps(manifest))
     (tmp_path / "hello.txt").write_text("from the host\n")
     name = _name("bind")
     apply(devenv, container_manifest(
@@ -200,8 +195,8 @@ async def test_host_paths_need_the_hosts_permission(
         assert obj["status"]["phase"] == "Failed"
         assert "containerID" not in obj["status"]
 
-        host_manifest["spec"]["allowedHostPaths"] = [str(tmp_path.parent)]
-        kubectl(devenv, "apply", "-f", "-", stdin=json.dumps(host_manifest))
+        manifest["spec"]["allowedHostPaths"] = [str(tmp_path.parent)]
+        kubectl(devenv, "apply", "-f", "-", stdin=json.dumps(manifest))
 
         async def ready() -> dict[str, Any] | None:
             obj = await get_dc(kube, namespace, name)
@@ -211,4 +206,4 @@ async def test_host_paths_need_the_hosts_permission(
         assert await _exec(docker, obj["status"]["containerID"], "cat", "/data/hello.txt") == "from the host\n"
     finally:
         kubectl(devenv, "delete", "dockercontainer", name, "-n", namespace, "--timeout=60s", check=False)
-        kubectl(devenv, "delete", "dockerhost", host, "--wait=false", check=False)
+        kubectl(devenv, "delete", "dockerhost", host, "--timeout=60s", check=False)

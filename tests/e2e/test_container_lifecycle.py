@@ -16,6 +16,7 @@ from dockyard_e2e import (
     events_for,
     eventually,
     get_dc,
+    host_manifest,
     kubectl,
 )
 
@@ -233,10 +234,8 @@ async def test_deletion_waits_for_a_lost_host_and_the_orphan_annotation_lets_it_
     devenv: Any, operator: Any, kube: KubeClient, namespace: str, crds: None
 ) -> None:
     host = f"gone-{uuid.uuid4().hex[:6]}"
-    kubectl(devenv, "apply", "-f", "-", stdin=json.dumps({
-        "apiVersion": "dockyard.dev/v1alpha1", "kind": "DockerHost", "metadata": {"name": host},
-        "spec": {"url": "unix:///nonexistent/dockyard-test/docker.sock"},
-    }))  # fmt: skip
+    manifest = host_manifest(host, {"url": "unix:///nonexistent/dockyard-test/docker.sock"})
+    kubectl(devenv, "apply", "-f", "-", stdin=json.dumps(manifest))
     name = _name("stuck")
     try:
         apply(devenv, container_manifest(name, namespace, host, image=devenv.test_image, args=SLEEPER))
@@ -262,4 +261,4 @@ async def test_deletion_waits_for_a_lost_host_and_the_orphan_annotation_lets_it_
 
         await eventually(gone, timeout=30, what="deletion once orphaning was allowed")
     finally:
-        kubectl(devenv, "delete", "dockerhost", host, "--wait=false", check=False)
+        kubectl(devenv, "delete", "dockerhost", host, "--timeout=60s", check=False)

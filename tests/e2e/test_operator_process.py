@@ -30,7 +30,7 @@ def _http_get(port: int, path: str) -> tuple[int, str]:
     return int(head.split()[1]), body
 
 
-def test_probes_and_metrics(operator: Any) -> None:
+def test_probes_and_metrics(operator: Any, local_host: str) -> None:
     assert _http_get(operator.metrics_port, "/healthz") == (200, "ok\n")
     assert _http_get(operator.metrics_port, "/readyz") == (200, "ok\n")
     status, body = _http_get(operator.metrics_port, "/metrics")
@@ -44,7 +44,7 @@ def test_probes_and_metrics(operator: Any) -> None:
         "leader_election_master_status",
     ):
         assert series in body, series
-    assert 'dockyard_host_connected{host="local-direct"} 1.0' in body
+    assert f'dockyard_host_connected{{host="{local_host}"}} 1.0' in body
 
 
 async def test_kill_9_midway_leaves_no_duplicates_and_no_orphans(

@@ -15,7 +15,17 @@ from typing import Any
 
 import aiodocker
 import pytest
-from dockyard_e2e import ROOT, apply, condition, container_manifest, eventually, get_dc, get_host, kubectl
+from dockyard_e2e import (
+    ROOT,
+    apply,
+    condition,
+    container_manifest,
+    eventually,
+    get_dc,
+    get_host,
+    host_manifest,
+    kubectl,
+)
 
 from dockyard_operator.kube.client import KubeClient
 
@@ -48,12 +58,7 @@ class Agent:
 @pytest.fixture
 def tunnel_host(devenv: Any, operator: Any, tmp_path: Path) -> Iterator[tuple[str, Agent]]:
     name = f"edge-{uuid.uuid4().hex[:6]}"
-    manifest = {
-        "apiVersion": "dockyard.dev/v1alpha1",
-        "kind": "DockerHost",
-        "metadata": {"name": name, "labels": {"site": "edge"}},
-        "spec": {"tunnel": {}},
-    }
+    manifest = host_manifest(name, {"tunnel": {}}, labels={"site": "edge"})
     kubectl(devenv, "apply", "-f", "-", stdin=json.dumps(manifest))
     token_file = tmp_path / "agent.token"
 
@@ -91,7 +96,7 @@ def tunnel_host(devenv: Any, operator: Any, tmp_path: Path) -> Iterator[tuple[st
                 meta = obj["metadata"]
                 kubectl(devenv, "delete", "dockercontainer", meta["name"], "-n", meta["namespace"], "--timeout=60s")
         agent.stop()
-        kubectl(devenv, "delete", "dockerhost", name, "--wait=false")
+        kubectl(devenv, "delete", "dockerhost", name, "--timeout=60s")
 
 
 async def test_container_on_a_tunnel_host_survives_agent_loss_and_is_adopted_on_return(

@@ -137,3 +137,22 @@ def test_service_accounts_get_tokens_and_selectorless_services_mirror_endpoints(
         return any(e["addresses"] == ["10.213.0.9"] for s in json.loads(res.stdout)["items"] for e in s["endpoints"])
 
     _wait(mirrored, timeout=30, what="an EndpointSlice mirrored from the Endpoints")
+
+
+def test_the_session_end_check_sees_leftovers_and_ignores_other_sessions(devenv: Any) -> None:
+    """tests/conftest.py fails the run on leftovers; this proves the check can see one (and is not fooled)."""
+    from dockyard_e2e import SESSION_LABEL, inventory, leftovers
+
+    before = inventory(devenv)
+    mine = f"leftover-{uuid.uuid4().hex[:6]}"
+    theirs = f"other-{uuid.uuid4().hex[:6]}"
+    kubectl(devenv, "create", "namespace", mine)
+    kubectl(devenv, "create", "namespace", theirs)
+    kubectl(devenv, "label", "namespace", theirs, f"{SESSION_LABEL}=someone-else")
+    try:
+        problems = leftovers(devenv, before)
+        assert f"Namespace/{mine} was left behind" in problems
+        assert not any(theirs in p for p in problems), problems
+    finally:
+        kubectl(devenv, "delete", "namespace", mine, theirs, "--timeout=60s")
+    assert not any(mine in p for p in leftovers(devenv, before))

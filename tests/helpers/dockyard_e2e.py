@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -20,6 +21,44 @@ from dockyard_operator.kube.resources import DOCKERCONTAINERS, DOCKERHOSTS, Reso
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_NAMESPACE = "dockyard-system"
+
+#: This test session's identity. Everything the session creates in the API server carries SESSION_LABEL (or the
+#: session id in its name), so the session-end check can tell its leftovers from a demo's or another session's.
+SESSION = os.environ.get("DOCKYARD_TEST_SESSION") or uuid.uuid4().hex[:6]
+SESSION_LABEL = "dockyard.dev/test-session"
+#: The operator class of this session's operators: a running demo (class dockyard) never sees the session's hosts
+#: and namespaces, and the session's operators never see the demo's.
+E2E_CLASS = f"e2e-{SESSION}"
+#: A class no operator serves: objects the API server validates and nobody reconciles.
+INERT_CLASS = f"inert-{SESSION}"
+CLASS_LABEL = "dockyard.dev/operator-class"
+
+
+def session_labels(**extra: str) -> dict[str, str]:
+    return {SESSION_LABEL: SESSION, **extra}
+
+
+def host_manifest(
+    name: str, spec: dict[str, Any], *, labels: dict[str, str] | None = None, operator_class: str = E2E_CLASS
+) -> dict[str, Any]:
+    """A DockerHost of this session (its class, its label)."""
+    return {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "DockerHost",
+        "metadata": {"name": name, "labels": session_labels(**(labels or {}))},
+        "spec": {"operatorClass": operator_class, **spec},
+    }
+
+
+def create_namespace(devenv: Any, name: str, *, operator_class: str = E2E_CLASS) -> str:
+    """A namespace of this session, served by `operator_class`."""
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": session_labels(**{CLASS_LABEL: operator_class})},
+    }
+    kubectl(devenv, "create", "-f", "-", stdin=json.dumps(manifest))
+    return name
 
 
 def _free_port() -> int:
@@ -94,8 +133,18 @@ def apply(devenv: Any, manifest: dict[str, Any]) -> None:
 class OperatorProcess:
     """The operator under test, restartable and killable like a real deployment."""
 
-    def __init__(self, devenv: Any, workdir: Path, namespace: str, kubeconfig: Path, operator_namespace: str) -> None:
+    def __init__(
+        self,
+        devenv: Any,
+        workdir: Path,
+        namespace: str,
+        kubeconfig: Path,
+        operator_namespace: str,
+        *,
+        operator_class: str = E2E_CLASS,
+    ) -> None:
         self.devenv = devenv
+        self.operator_class = operator_class
         self.operator_namespace = operator_namespace
         self.kubeconfig = kubeconfig
         self.namespace = namespace
@@ -110,6 +159,7 @@ class OperatorProcess:
             sys.executable, "-m", "dockyard_operator", "operator",
             "--kubeconfig", str(self.kubeconfig),
             "--operator-namespace", self.operator_namespace,
+            "--operator-class", self.operator_class,
             # Only this session's namespace: other test sessions' objects are not ours to touch.
             "--namespace", self.namespace,
             "--metrics-address", f"127.0.0.1:{self.metrics_port}",
@@ -164,3 +214,69 @@ class OperatorProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+# ------------------------------------------------------------------------------------------ session-end check
+
+#: Kinds whose new objects count as leftovers. Namespaced kinds are only checked in namespaces that existed before
+#: the session (objects in the session's own namespaces go with them).
+CLUSTER_KINDS = "namespaces,dockerhosts.dockyard.dev,clusterroles,clusterrolebindings,customresourcedefinitions"
+NAMESPACED_KINDS = "dockercontainers.dockyard.dev,configmaps,secrets,serviceaccounts,roles,rolebindings,services"
+
+
+def _items(devenv: Any, kinds: str, *, all_namespaces: bool) -> list[dict[str, Any]]:
+    args = ["get", kinds, "-o", "json", *(["-A"] if all_namespaces else [])]
+    return list(json.loads(kubectl(devenv, *args).stdout)["items"])
+
+
+def _key(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj['kind']}/{where}{meta['name']}"
+
+
+def _shape(obj: dict[str, Any]) -> tuple[Any, ...]:
+    """What a user reads from a Dockyard object's status; a change means someone acted on it."""
+    status = obj.get("status") or {}
+    conditions = sorted((c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or [])
+    return (status.get("phase"), status.get("reason"), status.get("host"), status.get("containerID"), conditions)
+
+
+def inventory(devenv: Any) -> dict[str, Any]:
+    """What exists before the session: object keys, and the status of every Dockyard object (a demo's)."""
+    cluster = _items(devenv, CLUSTER_KINDS, all_namespaces=False)
+    namespaced = _items(devenv, NAMESPACED_KINDS, all_namespaces=True)
+    dockyard = [o for o in cluster + namespaced if o["kind"] in ("DockerHost", "DockerContainer")]
+    return {
+        "keys": {_key(o) for o in cluster + namespaced},
+        "namespaces": {o["metadata"]["name"] for o in cluster if o["kind"] == "Namespace"},
+        "dockyard": {_key(o): _shape(o) for o in dockyard},
+    }
+
+
+def leftovers(devenv: Any, before: dict[str, Any]) -> list[str]:
+    """What the session left behind, and what it changed of the objects that were there before it."""
+    problems = []
+    for obj in _items(devenv, CLUSTER_KINDS, all_namespaces=False) + [
+        o for o in _items(devenv, NAMESPACED_KINDS, all_namespaces=True)
+        if o["metadata"]["namespace"] in before["namespaces"] and not o["metadata"]["namespace"].startswith("kube-")
+    ]:  # fmt: skip
+        key = _key(obj)
+        meta = obj["metadata"]
+        owner = (meta.get("labels") or {}).get(SESSION_LABEL)
+        if key in before["keys"]:
+            shape = before["dockyard"].get(key)
+            if shape is not None and _shape(obj) != shape:
+                problems.append(f"{key} was changed during the session: {shape} -> {_shape(obj)}")
+            continue
+        if owner is not None and owner != SESSION:
+            continue  # another test session's, still running
+        if obj["kind"] == "CustomResourceDefinition" and meta["name"].split(".", 1)[1] == "dockyard.dev":
+            continue  # the environment's CRDs, shared with a demo
+        if meta["name"].startswith("system:") or meta["name"] in ("kube-root-ca.crt", "default"):
+            continue  # made by the control plane itself (bootstrap RBAC, the controller manager)
+        if obj["kind"] == "Namespace" and meta.get("deletionTimestamp"):
+            problems.append(f"{key} is still terminating")
+            continue
+        problems.append(f"{key} was left behind")
+    return problems

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pydantic
 import pytest
+from dockyard_e2e import CLASS_LABEL, INERT_CLASS, SESSION, SESSION_LABEL, session_labels
 from kubernetes_asyncio import client as kube_client
 from kubernetes_asyncio import config as kube_config
 
@@ -67,13 +68,17 @@ def kubectl(devenv: Any) -> Kubectl:
 
 @pytest.fixture(scope="module")
 def namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A namespace of a class no operator serves: these objects are only validated, never reconciled."""
     name = f"crd-test-{uuid.uuid4().hex[:8]}"
-    kubectl.run("create", "namespace", name)
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": session_labels(**{CLASS_LABEL: INERT_CLASS})},
+    }
+    kubectl.run("create", "-f", "-", stdin=json.dumps(manifest))
     yield name
-    # Without a controller-manager the namespace stays Terminating, so delete our objects explicitly; do not
-    # wait, in case an operator under test (another session) holds a finalizer on them.
-    kubectl.run("delete", "dockercontainers", "--all", "-n", name, "--wait=false")
-    kubectl.run("delete", "namespace", name, "--wait=false")
+    kubectl.run("delete", "namespace", name, "--timeout=120s")
+    kubectl.run("delete", "dockerhosts", "-l", f"{SESSION_LABEL}={SESSION}", "--timeout=60s")
 
 
 def _unique(prefix: str) -> str:
@@ -92,11 +97,12 @@ def container(namespace: str, **spec: Any) -> dict[str, Any]:
 
 
 def host(**spec: Any) -> dict[str, Any]:
+    """A DockerHost of a class no operator serves (validated by the API server, never connected to)."""
     return {
         "apiVersion": "dockyard.dev/v1alpha1",
         "kind": "DockerHost",
-        "metadata": {"name": _unique("dh")},
-        "spec": spec,
+        "metadata": {"name": _unique("dh"), "labels": session_labels()},
+        "spec": {"operatorClass": INERT_CLASS, **spec},
     }
 
 
@@ -297,13 +303,17 @@ async def test_status_subresource_ready_condition_and_printer_columns(
 
 
 def test_valid_hosts_are_accepted_and_spec_defaults_to_tunnel(kubectl: Kubectl) -> None:
-    """A DockerHost without a spec is a tunnel host; a direct tcp:// host may carry a TLS Secret."""
+    """A DockerHost without a spec is a tunnel host of the default class; a direct tcp:// host may carry a TLS
+    Secret. (The bare one is only a server-side dry run: as class dockyard, a running demo would take it.)"""
     bare = host()
     del bare["spec"]
-    created = kubectl.create(bare)
-    assert created.returncode == 0, created.stderr
+    created = kubectl.run("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(bare))
     model = dockerhost.DockerHost.model_validate(json.loads(created.stdout))
     assert model.spec.connection_mode is dockerhost.ConnectionMode.TUNNEL
+    assert model.spec.operator_class == "dockyard"
+    bare = host()
+    created = kubectl.create(bare)
+    assert created.returncode == 0, created.stderr
     direct = host(
         url="tcp://10.0.0.5:2376",
         tls={"secretRef": {"name": "edge-tls", "namespace": "dockyard-system"}},
@@ -314,6 +324,19 @@ def test_valid_hosts_are_accepted_and_spec_defaults_to_tunnel(kubectl: Kubectl) 
     model = dockerhost.DockerHost.model_validate(json.loads(created.stdout))
     assert model.spec.connection_mode is dockerhost.ConnectionMode.DIRECT
     kubectl.run("delete", "dockerhost", bare["metadata"]["name"], direct["metadata"]["name"], "--wait=false")
+
+
+def test_a_hosts_operator_class_is_immutable(kubectl: Kubectl) -> None:
+    """Handing a host to another operator means deleting it (drained) and creating it again, never a live edit."""
+    obj = host()
+    assert kubectl.create(obj).returncode == 0
+    try:
+        patch = json.dumps({"spec": {"operatorClass": "someone-else"}})
+        res = kubectl.run("patch", "dockerhost", obj["metadata"]["name"], "--type=merge", "-p", patch, check=False)
+        assert res.returncode != 0
+        assert "operatorClass is immutable" in res.stderr
+    finally:
+        kubectl.run("delete", "dockerhost", obj["metadata"]["name"], "--wait=false")
 
 
 # (description, mutation applied to a valid DockerContainer spec, text the API server's message must contain)
