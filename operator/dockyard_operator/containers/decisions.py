@@ -193,6 +193,10 @@ def _record_failure(s: Situation, b: _Builder, failure: Failure) -> None:
     prior = previous[1] if previous is not None and previous[0] is failure.kind else None
     back_off = next_back_off(prior, now=s.monotonic, initial=s.back_off.initial, cap=s.back_off.cap)
     b.memory = b.memory.with_(failing=(failure.kind, back_off, failure.message), recreate_for=())
+    if failure.kind is FailureKind.START and prior is not None:
+        # A retry of a start that failed before: the kubelet counts each new attempt as a restart, whether or
+        # not it succeeds (the successful case is counted where the start is planned).
+        b.fields["restart_count"] = s.status.restart_count + 1
     image = s.spec.image
     notes = {
         FailureKind.PULL: f"Failed to pull image {image!r}: {failure.message}",

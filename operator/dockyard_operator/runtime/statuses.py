@@ -48,13 +48,18 @@ class StatusWriter(Generic[S]):
         except pydantic.ValidationError:
             return self._model()
 
+    def normalized(self, status: S) -> JSON:
+        """The status as the API server will store it: validated (model_copy does not validate, so times may
+        still carry microseconds) and dumped."""
+        return dump(self._model.model_validate(dump(status)))
+
     def unchanged(self, obj: JSON, status: S) -> bool:
         current = obj.get("status") or {}
         try:
-            normalized = dump(self._model.model_validate(current))
+            stored = dump(self._model.model_validate(current))
         except pydantic.ValidationError:
             return False
-        return normalized == dump(status)
+        return stored == self.normalized(status)
 
     async def write(self, obj: JSON, status: S, *, claim: bool = False) -> JSON | None:
         """Patch the status if it changed; the updated object, or None (unchanged, or the object is gone).
@@ -63,7 +68,7 @@ class StatusWriter(Generic[S]):
         """
         if not claim and self.unchanged(obj, status):
             return None
-        body = dump(self._model.model_validate(dump(status)))  # validated the way the API server will see it
+        body = self.normalized(status)
         current = obj.get("status") or {}
         patch: JSON = {"status": {**{k: None for k in current if k not in body}, **body}}
         meta = obj["metadata"]
