@@ -45,6 +45,11 @@ def test_probes_and_metrics(operator: Any, local_host: str) -> None:
     ):
         assert series in body, series
     assert f'dockyard_host_connected{{host="{local_host}"}} 1.0' in body
+    events = [
+        line for line in body.splitlines() if line.startswith(f'dockyard_docker_events_total{{host="{local_host}"}}')
+    ]
+    assert events, "Docker events are counted per host"
+    assert float(events[0].split()[-1]) > 0
 
 
 async def test_kill_9_midway_leaves_no_duplicates_and_no_orphans(

@@ -254,8 +254,19 @@ def inventory(devenv: Any) -> dict[str, Any]:
     }
 
 
+def _wait_for_terminating_namespaces(devenv: Any, timeout: float = 90.0) -> None:
+    """Namespaces deleted with --wait=false finish in seconds (the namespace controller runs): give them time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = _items(devenv, "namespaces", all_namespaces=False)
+        if not any(ns["metadata"].get("deletionTimestamp") for ns in items):
+            return
+        time.sleep(0.5)
+
+
 def leftovers(devenv: Any, before: dict[str, Any]) -> list[str]:
     """What the session left behind, and what it changed of the objects that were there before it."""
+    _wait_for_terminating_namespaces(devenv)
     problems = []
     for obj in _items(devenv, CLUSTER_KINDS, all_namespaces=False) + [
         o for o in _items(devenv, NAMESPACED_KINDS, all_namespaces=True)
