@@ -30,8 +30,11 @@ class SlowVersion:
 
     async def events(self, *, filters: Any) -> AsyncIterator[dict[str, Any]]:
         self.event_streams += 1
+        for event in self._broken():
+            yield event
+
+    def _broken(self) -> list[dict[str, Any]]:
         raise docker_errors.DockerUnavailableError("events: connection reset")
-        yield {}  # pragma: no cover — makes this an async generator
 
     async def close(self) -> None:
         return None
