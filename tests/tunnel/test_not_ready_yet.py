@@ -25,7 +25,7 @@ async def _status(url: str, token: str, host: str = "edge") -> tuple[int, str]:
                 await ws.close()
                 return 101, ""
         except aiohttp.WSServerHandshakeError as exc:
-            return exc.status, (exc.headers or {}).get("Retry-After", "")
+            return exc.status, str((exc.headers or {}).get("Retry-After", ""))  # type: ignore[call-overload]
 
 
 async def test_agents_are_told_to_retry_until_tokens_are_loaded_and_it_costs_them_nothing(tmp_path: Path) -> None:
