@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiodocker
+import hypothesis
 import pytest
 from dockyard_e2e import inventory, leftovers
 
@@ -27,6 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # hack/ is a directory of scripts, not a package; devenv.py is written to be importable from it.
 sys.path.insert(0, str(ROOT / "hack"))
 import devenv as devenv_module  # noqa: E402
+
+# Hypothesis' default 200 ms deadline per example measures the machine, not the code: on a loaded 2-core box a
+# pure function can take longer now and then. Sizes stay bounded by max_examples; a per-test timeout still applies.
+hypothesis.settings.register_profile("dockyard", deadline=None)
+hypothesis.settings.load_profile("dockyard")
 
 
 def _live_users(users: Path) -> list[int]:

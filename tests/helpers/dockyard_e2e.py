@@ -152,9 +152,11 @@ class OperatorProcess:
         self.metrics_port = _free_port()
         self.tunnel_port = _free_port()
         self.log = workdir / "operator.log"
+        self.identity = f"e2e-{uuid.uuid4().hex[:6]}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, ready_timeout: float = 60, keep_if_not_ready: bool = False) -> None:
+        self.identity = f"e2e-{uuid.uuid4().hex[:6]}"  # a new replica each start, as a restarted Pod would be
         cmd = [
             sys.executable, "-m", "dockyard_operator", "operator",
             "--kubeconfig", str(self.kubeconfig),
@@ -166,7 +168,7 @@ class OperatorProcess:
             "--tunnel-address", f"127.0.0.1:{self.tunnel_port}",
             "--tunnel-tls-dir", str(self.workdir / "tunnel-tls"),
             "--resync-period", "30",
-            "--identity", f"e2e-{uuid.uuid4().hex[:6]}",
+            "--identity", self.identity,
             "--log-level", "debug",
         ]  # fmt: skip
         out = self.log.open("ab")

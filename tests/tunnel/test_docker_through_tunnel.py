@@ -153,7 +153,7 @@ async def test_docker_api_through_the_tunnel(rig: TunnelRig, devenv: Any) -> Non
 async def test_disconnected_host_fails_fast_and_recovers_without_restart(rig: TunnelRig, devenv: Any) -> None:
     docker = await rig.bridges.docker(HOST)
     try:
-        async with asyncio.timeout(2):
+        async with asyncio.timeout(10):
             with pytest.raises(aiodocker.DockerError) as offline:
                 await docker.version()
         assert offline.value.status == 502
@@ -164,8 +164,10 @@ async def test_disconnected_host_fails_fast_and_recovers_without_restart(rig: Tu
         await rig.wait_connected()
         assert "Version" in await docker.version()
 
-        # kill -9 during requests: callers get an error within a second. A request still waiting for its
-        # response gets DockerError 502 naming the host; one whose response is streaming sees the body cut.
+        # kill -9 during requests: callers get an error at once (about 50 ms here), not when the stop's 30 s run
+        # out. The bound asserted is 10 s, far below those 30 s: a loaded machine must not fail the test, and a
+        # hang until the timeout still would. A request still waiting for its response gets DockerError 502
+        # naming the host; one whose response is streaming sees the body cut.
         stubborn = await docker.containers.create(
             {"Image": devenv.test_image, "Cmd": ["sh", "-c", "trap '' TERM; sleep 60"]}
         )
@@ -176,12 +178,14 @@ async def test_disconnected_host_fails_fast_and_recovers_without_restart(rig: Tu
             await asyncio.sleep(0.5)
             assert not stopping.done()
             assert not streaming.done()
+            killed = time.monotonic()
             await agent.stop()  # SIGKILL
-            async with asyncio.timeout(1):
+            async with asyncio.timeout(10):
                 with pytest.raises(aiodocker.DockerError) as lost:
                     await stopping
                 with pytest.raises((aiodocker.DockerError, aiohttp.ClientError)):
                     await streaming
+            print(f"callers got their errors {time.monotonic() - killed:.3f} s after kill -9")
             assert lost.value.status == 502
             assert f"Docker host {HOST!r}: tunnel connection lost" in str(lost.value)
 

@@ -7,7 +7,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from dockyard_operator.dockerapi import errors as docker_errors
+from dockyard_operator.hosts import connections as connections_module
 from dockyard_operator.hosts.connections import Endpoint, HostConnections
 from dockyard_operator.settings import HostSettings
 
@@ -55,6 +58,7 @@ async def test_a_disconnect_during_the_version_call_leaves_the_host_unreachable(
     hosts = connections(changes)
     conn = await hosts.configure("edge", Endpoint(url="unix:///nonexistent/docker.sock", tunnel=True))
     fake = SlowVersion()
+    await conn.client.close()
     conn.client = fake  # type: ignore[assignment]
     connecting = asyncio.create_task(hosts.tunnel_connected("edge", agent_version="1"))
     await fake.asked.wait()
@@ -67,7 +71,22 @@ async def test_a_disconnect_during_the_version_call_leaves_the_host_unreachable(
     await hosts.close()
 
 
-async def test_a_failing_events_stream_backs_off() -> None:
+async def test_a_failing_events_stream_backs_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each re-subscription re-checks every container of the host: a stream that fails at once must not cause
+    one per second. The pauses the loop asks for double up to the cap (recorded, not waited for)."""
+    pauses: list[float] = []
+    real_sleep = asyncio.sleep
+
+    class RecordingAsyncio:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(asyncio, name)
+
+        async def sleep(self, delay: float) -> None:
+            if delay < 1:
+                pauses.append(delay)
+            await real_sleep(0)
+
+    monkeypatch.setattr(connections_module, "asyncio", RecordingAsyncio())
     changes: list[str] = []
     settings = HostSettings(
         heartbeat_interval=3600,
@@ -79,11 +98,11 @@ async def test_a_failing_events_stream_backs_off() -> None:
     conn = await hosts.configure("edge", Endpoint(url="unix:///nonexistent/docker.sock", tunnel=True))
     fake = SlowVersion()
     fake.release.set()
+    await conn.client.close()
     conn.client = fake  # type: ignore[assignment]
     await hosts.tunnel_connected("edge", agent_version="1")
-    await asyncio.sleep(0.6)
+    while len(pauses) < 6:
+        await real_sleep(0)
     await hosts.close()
-    # Without back-off: one re-subscription (and one re-check of every container of the host) per 10 ms, ~60.
-    # With it: 10, 20, 40, then 80 ms apart: about 10.
-    assert 3 <= fake.event_streams <= 15, fake.event_streams
-    assert len(changes) <= fake.event_streams + 1
+    assert pauses[:6] == [0.02, 0.04, 0.08, 0.08, 0.08, 0.08]
+    assert fake.event_streams >= 6
