@@ -432,16 +432,7 @@ def _existing(
     elif seen.health == "healthy":
         b.memory = b.memory.with_(unhealthy=None)
 
-    b.fields.update(
-        container_id=seen.container_id,
-        state=seen.state,
-        health=seen.health,
-        ip=seen.ip,
-        started_at=seen.started_at,
-        restart_count=restarts,
-        last_exit_code=last_exit,
-        image_id=seen.image_id,
-    )
+    _observed_fields(b, seen, restarts, last_exit)
     if seen.health is None:
         b.conditions.set("Healthy", ConditionStatus.TRUE, "NoHealthCheck", "no healthcheck configured")
     elif seen.health == "healthy":
@@ -481,6 +472,12 @@ def _finish_back_off(
     fresh: bool,
 ) -> Plan:
     """A created container whose start keeps failing: report it with the back-off."""
+    _observed_fields(b, seen, restarts, last_exit)
+    return _back_off_plan(s, b, kind, left, message, fresh=fresh, phase=ContainerPhase.PENDING)
+
+
+def _observed_fields(b: _Builder, seen: observing.Observed, restarts: int, last_exit: int | None) -> None:
+    """What Docker showed, into the status."""
     b.fields.update(
         container_id=seen.container_id,
         state=seen.state,
@@ -491,4 +488,3 @@ def _finish_back_off(
         last_exit_code=last_exit,
         image_id=seen.image_id,
     )
-    return _back_off_plan(s, b, kind, left, message, fresh=fresh, phase=ContainerPhase.PENDING)

@@ -339,9 +339,14 @@ class ContainerReconciler:
                 self._remember(key, uid, memory)
         except docker_errors.DockerError as exc:
             # Say so before the retry backoff: a status that still reads Ready=True while we fail would lie.
-            unavailable = isinstance(exc, docker_errors.DockerUnavailableError)
-            report = reporting.unavailable if unavailable else reporting.api_error
-            failed = report(status, str(exc), generation=meta.generation, now=_now(), memory=memory)
+            failed = reporting.call_failed(
+                status,
+                str(exc),
+                unavailable=isinstance(exc, docker_errors.DockerUnavailableError),
+                generation=meta.generation,
+                now=_now(),
+                memory=memory,
+            )
             try:
                 await self._status.write(obj, failed.status)
             except kube_errors.KubeError as write_error:

@@ -208,28 +208,22 @@ def invalid(
     )
 
 
-def unavailable(
-    status: DockerContainerStatus, message: str, *, generation: int | None, now: datetime.datetime, memory: Memory
+def call_failed(
+    status: DockerContainerStatus,
+    message: str,
+    *,
+    unavailable: bool,
+    generation: int | None,
+    now: datetime.datetime,
+    memory: Memory,
 ) -> Plan:
-    """A Docker call failed mid-reconcile (host flaky or the call timed out): Ready is unknown, the rest stands."""
+    """A Docker call failed mid-reconcile; it is retried with backoff. Unreachable (the host is flaky or the call
+    timed out): Ready is unknown. Refused (an error we did not expect): not Ready. The rest of the status stands."""
     c = Conditions(status.conditions, generation=generation, now=now)
-    c.set("Ready", ConditionStatus.UNKNOWN, "DockerUnavailable", message)
-    return _plan(
-        status,
-        c,
-        generation=generation,
-        phase=ContainerPhase(status.phase or ContainerPhase.UNKNOWN),
-        reason=status.reason or ContainerReason.PENDING,
-        memory=memory,
-    )
-
-
-def api_error(
-    status: DockerContainerStatus, message: str, *, generation: int | None, now: datetime.datetime, memory: Memory
-) -> Plan:
-    """Docker refused a call we did not expect to fail (it is retried with backoff): say so, not Ready."""
-    c = Conditions(status.conditions, generation=generation, now=now)
-    c.set("Ready", ConditionStatus.FALSE, "DockerError", message)
+    if unavailable:
+        c.set("Ready", ConditionStatus.UNKNOWN, "DockerUnavailable", message)
+    else:
+        c.set("Ready", ConditionStatus.FALSE, "DockerError", message)
     return _plan(
         status,
         c,
