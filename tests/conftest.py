@@ -61,17 +61,22 @@ def devenv() -> Iterator[devenv_module.Env]:
     users.mkdir(exist_ok=True)
     me = users / str(os.getpid())
     me.touch()
-    before = inventory(env)
+    before: dict[str, object] | None = None
     problems: list[str] = []
     try:
+        before = inventory(env)
         yield env
     finally:
-        # Every other session fixture (operators, namespaces, hosts) has cleaned up by now: what is left is a bug.
-        problems = leftovers(env, before)
-        me.unlink(missing_ok=True)
-        keep = os.environ.get("DOCKYARD_KEEP_DEV") == "1"
-        if not was_running and not keep and not _live_users(users):
-            devenv_module.down(env.dev)
+        try:
+            # Every other session fixture (operators, namespaces, hosts) has cleaned up by now: what is left is
+            # a bug. (If even the first inventory failed, there is nothing to compare with.)
+            if before is not None:
+                problems = leftovers(env, before)
+        finally:
+            me.unlink(missing_ok=True)
+            keep = os.environ.get("DOCKYARD_KEEP_DEV") == "1"
+            if not was_running and not keep and not _live_users(users):
+                devenv_module.down(env.dev)
     if problems:
         pytest.fail("the test session left the API server changed:\n  " + "\n  ".join(problems), pytrace=False)
 

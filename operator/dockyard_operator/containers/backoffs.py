@@ -44,6 +44,11 @@ def delay_of(back_off: BackOff) -> float:
     return back_off.not_before - back_off.updated
 
 
+#: recreate_for of a container found created but never started: a crash between create and start may have left it
+#: without its Secret/ConfigMap files, so it is made again rather than started.
+UNSTARTED = "unstarted"
+
+
 class FailureKind(enum.StrEnum):
     """Which step failed: each has its own reason in status, as in the kubelet."""
 
@@ -70,8 +75,9 @@ class Memory:
     """(container id, Docker's RestartCount) when we last looked: Docker's own restarts are counted as deltas.
     After an operator restart the first sighting only sets the baseline: under-count once rather than twice."""
 
-    failing: tuple[FailureKind, BackOff, str] | None = None
-    """The step that keeps failing (pull, create, start), its back-off and its last message."""
+    failing: tuple[FailureKind, BackOff, str, str] | None = None
+    """The step that keeps failing (pull, create, start), its back-off, its last message, and the spec hash it
+    failed for: a changed spec (a fixed image tag) is tried at once, not after the old spec's back-off."""
 
     crash: BackOff | None = None
     """Our own restarts of a container that exited (the kubelet's CrashLoopBackOff)."""
@@ -80,7 +86,7 @@ class Memory:
     """Restarts because of a failing health check (restartOnUnhealthy)."""
 
     recreate_for: tuple[str, ...] = ()
-    """Set between removing a drifted container and creating its replacement: the fields that drifted."""
+    """Set between removing a container and creating its replacement: the drifted fields, or UNSTARTED."""
 
     def with_(self, **changes: object) -> Memory:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -41,7 +41,7 @@ from dockyard_operator.containers.actions import (
     RestartContainer,
     StartContainer,
 )
-from dockyard_operator.containers.backoffs import Failure, FailureKind, Memory, delay_of, next_back_off
+from dockyard_operator.containers.backoffs import UNSTARTED, Failure, FailureKind, Memory, delay_of, next_back_off
 from dockyard_operator.containers.desired import DesiredContainer
 from dockyard_operator.containers.errors import ContainersError, MissingReferenceError
 from dockyard_operator.runtime.conditions import Conditions
@@ -192,7 +192,8 @@ def _record_failure(s: Situation, b: _Builder, failure: Failure) -> None:
     previous = b.memory.failing
     prior = previous[1] if previous is not None and previous[0] is failure.kind else None
     back_off = next_back_off(prior, now=s.monotonic, initial=s.back_off.initial, cap=s.back_off.cap)
-    b.memory = b.memory.with_(failing=(failure.kind, back_off, failure.message), recreate_for=())
+    spec_hash = s.desired.spec_hash if s.desired is not None else ""
+    b.memory = b.memory.with_(failing=(failure.kind, back_off, failure.message, spec_hash), recreate_for=())
     if failure.kind is FailureKind.START and prior is not None:
         # A retry of a start that failed before: the kubelet counts each new attempt as a restart, whether or
         # not it succeeds (the successful case is counted where the start is planned).
@@ -213,7 +214,7 @@ def _blocked(s: Situation, b: _Builder, kinds: frozenset[FailureKind]) -> tuple[
     failing = b.memory.failing
     if failing is None or failing[0] not in kinds:
         return None
-    kind, back_off, message = failing
+    kind, back_off, message, _ = failing
     left = back_off.waiting(s.monotonic)
     return (kind, left, message) if left > 0 else None
 
@@ -256,6 +257,8 @@ def decide(s: Situation) -> Plan:
         # A change of the Secret/ConfigMap or of the spec triggers the next try; a running container stays.
         return b.plan(ContainerPhase.PENDING if missing else ContainerPhase.FAILED, reason)
     want = s.desired
+    if b.memory.failing is not None and b.memory.failing[3] != want.spec_hash:
+        b.memory = b.memory.with_(failing=None)  # the spec changed since: the new one gets tried at once
 
     # A hostPath bind is root on the host (think / or docker.sock): only paths its DockerHost allows.
     denied = sorted(
@@ -298,7 +301,10 @@ def _create(s: Situation, b: _Builder, want: DesiredContainer, *, fresh: bool) -
     if not recreating:
         actions.append(EnsureImage(want.image, s.spec.effective_image_pull_policy))
     actions.append(CreateContainer(s.host))
-    if recreating:
+    if b.memory.recreate_for == (UNSTARTED,):
+        note = "created again: the container had been created but never started (its files may have been missing)"
+        b.event(EventReason.RECREATED, note)
+    elif recreating:
         b.event(EventReason.RECREATED, "recreated because of drift in: " + ", ".join(b.memory.recreate_for))
     elif s.status.container_id:
         # Someone removed our container behind our back and we make a new one: that is a restart.
@@ -359,17 +365,27 @@ def _existing(
         restarts += max(0, docker_restarts - baseline)
     b.memory = b.memory.with_(restart_baseline=(seen.container_id, docker_restarts))
 
+    start_blocked = _blocked(s, b, frozenset({FailureKind.START}))
+    if seen.state == "created" and not seen.error and start_blocked is None and not fresh:
+        # Created, never started, and not by this reconcile (it starts what it creates, and a failed start leaves
+        # State.Error): an operator crash between create and start may have skipped the file copy. Make it again.
+        b.memory = b.memory.with_(recreate_for=(UNSTARTED,))
+        removal = RemoveContainer(s.host, seen.container_id, False, grace, "created but never started")
+        return b.plan(ContainerPhase.CREATING, ContainerReason.CONTAINER_CREATING, actions=[removal])
     if seen.state == "created":
-        blocked = _blocked(s, b, frozenset({FailureKind.START}))
-        if blocked is not None:
-            kind, left, message = blocked
-            return _finish_back_off(s, b, seen, restarts, last_exit, kind, left, message, fresh)
+        if start_blocked is not None:
+            kind, left, message = start_blocked
+            return _finish_back_off(s, b, seen, restarts, last_exit, kind, left, message, fresh, ContainerPhase.PENDING)
         if b.memory.failing is not None and b.memory.failing[0] is FailureKind.START:
             restarts += 1  # a retry of a start that failed: the kubelet counts each new attempt as a restart
         actions.append(StartContainer(seen.container_id))
         reason = ContainerReason.CONTAINER_CREATING
     elif seen.state in observing.EXITED_STATES:
         should_start = policy is RestartPolicy.ALWAYS or (policy is RestartPolicy.ON_FAILURE and seen.exit_code != 0)
+        if should_start and start_blocked is not None:
+            # Starting it again failed (a host port taken since, say): the same back-off as a first start.
+            kind, left, message = start_blocked
+            return _finish_back_off(s, b, seen, restarts, last_exit, kind, left, message, fresh, phase)
         if should_start:
             crash = b.memory.crash
             if crash is not None and not crash.stale(s.monotonic, s.back_off.cap) and crash.waiting(s.monotonic) > 0:
@@ -470,10 +486,11 @@ def _finish_back_off(
     left: float,
     message: str,
     fresh: bool,
+    phase: ContainerPhase,
 ) -> Plan:
-    """A created container whose start keeps failing: report it with the back-off."""
+    """A container whose start keeps failing: report it with the back-off."""
     _observed_fields(b, seen, restarts, last_exit)
-    return _back_off_plan(s, b, kind, left, message, fresh=fresh, phase=ContainerPhase.PENDING)
+    return _back_off_plan(s, b, kind, left, message, fresh=fresh, phase=phase)
 
 
 def _observed_fields(b: _Builder, seen: observing.Observed, restarts: int, last_exit: int | None) -> None:

@@ -2,8 +2,9 @@
 
 - the host is reachable: every container carrying the object's uid label there is stopped (with the grace period)
   and removed, then the finalizer goes;
-- the host is gone, or being deleted and unreachable: the finalizer goes at once, with a Warning naming what may be
-  left (waiting for a host that will not come back would block the namespace's deletion for nothing);
+- the host is gone, or being deleted and (by a verdict, not for lack of one) unreachable: the finalizer goes at
+  once, with a Warning naming what may be left (waiting for a host that will not come back would block the
+  namespace's deletion for nothing);
 - the host exists but is unreachable: wait for it, re-checking every 30 s, at most `timeout` seconds, then release
   with a Warning (the container is orphaned);
 - `dockyard.dev/orphan: "true"` on the object: release at once and leave the container running;
@@ -58,7 +59,7 @@ def decide_deletion(
     )
     if host is None:
         return DeletionPlan(removals, True)
-    if view is None or (view.deleting and not view.reachable):
+    if view is None or (view.deleting and view.decided and not view.reachable):
         what = f"container {container_id[:12]}" if container_id else "its container"
         note = f"DockerHost {host} is gone or being deleted and unreachable; {what} may remain there"
         return DeletionPlan((), True, (Event(EventReason.ORPHANED.value, note, warning=True),))

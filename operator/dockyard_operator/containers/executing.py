@@ -64,7 +64,7 @@ class Executor:
         docker_for: Callable[[str], DockerClient | None],
         record: Callable[[Event], Awaitable[None]],
         pull_secrets: Callable[[], Awaitable[list[JSON]]],
-        spec: DockerContainerSpec,
+        spec: DockerContainerSpec | None,
         desired: DesiredContainer | None,
         pull_timeout: float,
     ) -> None:

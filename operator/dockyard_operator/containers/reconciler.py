@@ -27,7 +27,8 @@ from typing import Any
 import pydantic
 import structlog
 
-from dockyard_operator.api.dockercontainer import DockerContainer, DockerContainerStatus
+from dockyard_operator.api import labels
+from dockyard_operator.api.dockercontainer import DockerContainer, DockerContainerSpec, DockerContainerStatus
 from dockyard_operator.api.dockerhost import DockerHostSpec
 from dockyard_operator.containers import decisions, deletion, desired, indexing, reporting, scheduling
 from dockyard_operator.containers.backoffs import Failure, Memory
@@ -108,8 +109,14 @@ class ContainerReconciler:
     # -- facts ----------------------------------------------------------------------------------------------
 
     def serves(self, namespace: str) -> bool:
-        """Whether this operator's class serves the namespace's DockerContainers."""
-        return classes.namespace_class(self._namespaces.get(namespace)) == self._class
+        """Whether this operator's class serves the namespace's DockerContainers.
+
+        A namespace not in the cache yet (its watch event may trail the DockerContainer's) belongs to nobody for
+        now: guessing "default class" could let the default operator act on another class's object. The
+        namespace's own event wakes its DockerContainers once it arrives.
+        """
+        namespace_obj = self._namespaces.get(namespace)
+        return namespace_obj is not None and classes.namespace_class(namespace_obj) == self._class
 
     def host_load(self, host: str) -> int:
         """DockerContainers currently placed on `host` (for scheduling and DockerHost status)."""
@@ -119,14 +126,19 @@ class ContainerReconciler:
         views = {}
         for obj in self._dockerhosts.values():
             name = str(obj["metadata"]["name"])
+            invalid = False
             try:
                 spec = DockerHostSpec.model_validate(obj.get("spec") or {})
             except pydantic.ValidationError:
-                continue
+                # Unreadable by this operator (a newer CRD?): it still exists, so nothing on it may be released
+                # or duplicated elsewhere; it just takes nothing new.
+                spec = DockerHostSpec.model_construct(operator_class=classes.host_class(obj))
+                invalid = True
             conn = self._hosts.get(name) if spec.operator_class == self._class else None
             views[name] = scheduling.HostView(
                 name=name,
                 spec=spec,
+                invalid=invalid,
                 labels=dict(obj["metadata"].get("labels") or {}),
                 deleting=bool(obj["metadata"].get("deletionTimestamp")),
                 decided=conn is not None and conn.state.decided,
@@ -166,6 +178,9 @@ class ContainerReconciler:
         namespace = str(obj["metadata"]["namespace"])
         if not self.serves(namespace):
             return None  # another operator class serves this namespace: never write its status
+        if obj["metadata"].get("deletionTimestamp"):
+            # Before validation: an object this operator can no longer read must still be able to go.
+            return await self._finalize(obj)
         try:
             dc = DockerContainer.model_validate(obj)
         except pydantic.ValidationError as exc:
@@ -179,8 +194,6 @@ class ContainerReconciler:
             )
             await self._status.write(obj, plan.status)
             return None
-        if dc.metadata.deletion_timestamp is not None:
-            return await self._finalize(obj, dc)
         if await finalizers.add(self._kube, DOCKERCONTAINERS, obj, deletion.FINALIZER, self._tracker):
             return None  # the watch brings the updated object, and with it the next reconcile
         return await self._sync(obj, dc)
@@ -234,14 +247,14 @@ class ContainerReconciler:
             return None  # a host appearing, connecting or changing labels wakes us
         host = decision.host
 
+        placed = reporting.scheduled(status, decision, generation=generation, now=_now(), memory=memory)
         if status.host != host:
             # The claim: status.host is written (with our read version as precondition) before anything exists
             # on the host. A conflict means someone else wrote first: the retry reads what they wrote.
-            plan = reporting.scheduled(status, decision, generation=generation, now=_now(), memory=memory)
-            obj = await self._write(obj, plan, claim=True)
-            status = plan.status
+            obj = await self._write(obj, placed, claim=True)
             if spec.host_selector is not None:
                 await self._sweep(spec, ns_labels, hosts, keep=host, uid=uid)
+        status = placed.status  # Scheduled=True also when it stays (it may have read PreviousHostUnreachable)
 
         view = hosts[host]
         if not view.decided:
@@ -291,7 +304,14 @@ class ContainerReconciler:
             pull_timeout=self._settings.pull_timeout,
         )
         docker = self._docker(host)
-        assert docker is not None
+        if docker is None:  # the host dropped while the references were read
+            conn = self._hosts.get(host)
+            message = conn.state.message if conn is not None else "no connection"
+            dropped = reporting.unreachable(
+                status, host, message, generation=meta.generation, now=_now(), memory=memory
+            )
+            await self._write(obj, dropped)
+            return None
         failure: Failure | None = None
         created: Created | None = None
         plan: Plan | None = None
@@ -365,7 +385,7 @@ class ContainerReconciler:
     async def _look(
         self, docker: DockerClient, uid: str, want: desired.DesiredContainer | None
     ) -> tuple[tuple[Found, ...], JSON | None]:
-        listed = await docker.list_containers(labels={"dockyard.dev/uid": uid})
+        listed = await docker.list_containers(labels={labels.UID: uid})
         found = tuple(Found.from_list(item) for item in listed)
         current, _ = decisions.keeper(found, want.spec_hash if want is not None else None)
         if current is None:
@@ -380,7 +400,7 @@ class ContainerReconciler:
         docker = self._docker(host)
         if docker is None:
             return 0
-        listed = await docker.list_containers(labels={"dockyard.dev/uid": uid})
+        listed = await docker.list_containers(labels={labels.UID: uid})
         for item in listed:
             cid = str(item["Id"])
             if item.get("State") == "running":
@@ -412,64 +432,91 @@ class ContainerReconciler:
 
     # -- deletion ---------------------------------------------------------------------------------------------
 
-    async def _finalize(self, obj: JSON, dc: DockerContainer) -> float | None:
-        meta = dc.metadata
+    async def _finalize(self, obj: JSON) -> float | None:
+        """Deletion, from the raw object: it must work even for an object this operator cannot validate."""
         if not finalizers.has(obj, deletion.FINALIZER):
             return None
-        uid = str(meta.uid)
-        host = dc.status.host or (dc.spec.host_ref.name if dc.spec.host_ref is not None else None)
+        meta = obj["metadata"]
+        key, uid = f"{meta['namespace']}/{meta['name']}", str(meta["uid"])
+        raw_spec = obj.get("spec") or {}
+        try:
+            spec: DockerContainerSpec | None = DockerContainerSpec.model_validate(raw_spec)
+        except pydantic.ValidationError:
+            spec = None
+        grace = int(raw_spec.get("stopGracePeriodSeconds") or 10)
+        status = obj.get("status") or {}
+        host = status.get("host") or (raw_spec.get("hostRef") or {}).get("name")
         hosts = self.host_views()
         view = hosts.get(host) if host is not None else None
         if view is not None and view.spec.operator_class != self._class:
             view = None
-        found: list[tuple[str, Found]] | None = None
-        if host is not None and view is not None and view.reachable:
-            docker = self._docker(host)
-            assert docker is not None
-            found = [(host, Found.from_list(i)) for i in await docker.list_containers(labels={"dockyard.dev/uid": uid})]
-        elif host is None:
-            # Never placed (or placed before placements were recorded): look on every eligible reachable host.
-            ns_labels = dict(
-                ((self._namespaces.get(str(meta.namespace)) or {}).get("metadata") or {}).get("labels") or {}
+        deleted_at = meta.get("deletionTimestamp")
+        waited = (
+            (_now() - datetime.datetime.fromisoformat(deleted_at.replace("Z", "+00:00"))).total_seconds()
+            if deleted_at
+            else 0.0
+        )
+        try:
+            found = await self._copies_to_remove(uid, host, view, spec, str(meta["namespace"]), hosts)
+            plan = deletion.decide_deletion(
+                host=host,
+                view=view,
+                orphan=(meta.get("annotations") or {}).get(deletion.ORPHAN_ANNOTATION) == "true",
+                waited=waited,
+                timeout=self._settings.deletion_host_timeout,
+                found=found,
+                container_id=status.get("containerID"),
+                grace_seconds=grace,
             )
-            found = []
-            for name in scheduling.eligible_hosts(
-                spec=dc.spec, namespace_labels=ns_labels, hosts=hosts, operator_class=self._class
-            ):
-                docker = self._docker(name)
-                if docker is not None:
-                    found += [
-                        (name, Found.from_list(i))
-                        for i in await docker.list_containers(labels={"dockyard.dev/uid": uid})
-                    ]
-        deleted_at = meta.deletion_timestamp
-        waited = (_now() - deleted_at).total_seconds() if deleted_at is not None else 0.0
-        plan = deletion.decide_deletion(
-            host=host,
-            view=view,
-            orphan=meta.annotations.get(deletion.ORPHAN_ANNOTATION) == "true",
-            waited=waited,
-            timeout=self._settings.deletion_host_timeout,
-            found=found,
-            container_id=dc.status.container_id,
-            grace_seconds=dc.spec.stop_grace_period_seconds,
-        )
-        executor = Executor(
-            docker_for=self._docker,
-            record=lambda event: record(self._recorder, obj, [event]),
-            pull_secrets=_no_secrets,
-            spec=dc.spec,
-            desired=None,
-            pull_timeout=self._settings.pull_timeout,
-        )
-        for action in plan.actions:
-            await executor.remove(action)
+            executor = Executor(
+                docker_for=self._docker,
+                record=lambda event: record(self._recorder, obj, [event]),
+                pull_secrets=_no_secrets,
+                spec=spec,
+                desired=None,
+                pull_timeout=self._settings.pull_timeout,
+            )
+            for action in plan.actions:
+                await executor.remove(action)
+        except docker_errors.DockerError as exc:
+            # The host answers but refuses to stop or remove: retried with backoff, but not forever.
+            if waited < self._settings.deletion_host_timeout:
+                raise
+            note = f"could not remove the container for {waited:.0f}s ({exc}); it is orphaned"
+            plan = deletion.DeletionPlan((), True, (Event("Failed", note, warning=True),))
         await record(self._recorder, obj, plan.events)
         if not plan.release:
             return plan.requeue_after
-        self._memory.pop(meta.key, None)
+        self._memory.pop(key, None)
         await finalizers.remove(self._kube, DOCKERCONTAINERS, obj, deletion.FINALIZER, self._tracker)
         return None
+
+    async def _copies_to_remove(
+        self,
+        uid: str,
+        host: str | None,
+        view: scheduling.HostView | None,
+        spec: DockerContainerSpec | None,
+        namespace: str,
+        hosts: Mapping[str, scheduling.HostView],
+    ) -> list[tuple[str, Found]] | None:
+        """Containers carrying the uid label: on its host, or (never placed) on every eligible reachable host."""
+        if host is not None:
+            docker = self._docker(host) if view is not None and view.reachable else None
+            if docker is None:
+                return None
+            return [(host, Found.from_list(i)) for i in await docker.list_containers(labels={labels.UID: uid})]
+        found: list[tuple[str, Found]] = []
+        if spec is None:
+            return found
+        ns_labels = dict(((self._namespaces.get(namespace) or {}).get("metadata") or {}).get("labels") or {})
+        for name in scheduling.eligible_hosts(
+            spec=spec, namespace_labels=ns_labels, hosts=hosts, operator_class=self._class
+        ):
+            docker = self._docker(name)
+            if docker is not None:
+                found += [(name, Found.from_list(i)) for i in await docker.list_containers(labels={labels.UID: uid})]
+        return found
 
 
 async def _no_secrets() -> list[JSON]:

@@ -35,6 +35,8 @@ class HostView:
     spec: DockerHostSpec
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     deleting: bool = False
+    invalid: bool = False
+    """Its spec cannot be read by this operator: it takes nothing new, and nothing on it is released."""
     decided: bool = False
     """Whether the operator has a verdict on the connection yet (right after start-up it has none)."""
     reachable: bool = False
@@ -76,6 +78,8 @@ def schedule(
             return Decision(None, "OtherOperatorClass", message)
         if host.deleting:
             return Decision(None, "HostDeleting", f"DockerHost {name!r} is being deleted")
+        if host.invalid:
+            return Decision(None, "HostInvalid", f"DockerHost {name!r} has a spec this operator cannot read")
         if not host.admits(namespace_labels):
             return Decision(None, "NamespaceNotAllowed", f"DockerHost {name!r} does not admit namespace {namespace!r}")
         return Decision(name, "HostRef", f"placed on {name} by hostRef")
@@ -85,6 +89,7 @@ def schedule(
         return (
             host.spec.operator_class == operator_class
             and not host.deleting
+            and not host.invalid
             and selector.matches(dict(host.labels))
             and host.admits(namespace_labels)
         )
@@ -148,9 +153,13 @@ def departure(
         return Departure(
             previous, Leave.RELEASE, f"DockerHost {previous} is gone; its container there is no longer managed"
         )
+    if host.invalid:
+        message = f"DockerHost {previous} has a spec this operator cannot read (a newer CRD?); leaving it alone"
+        return Departure(previous, Leave.WAIT, message)
     if host.reachable:
         return Departure(previous, Leave.REMOVE, f"removing the container from {previous} before moving")
-    if host.deleting:
+    if host.deleting and host.decided:
+        # Only on a verdict: right after an operator restart "unreachable" just means "not heard from yet".
         return Departure(
             previous, Leave.RELEASE, f"DockerHost {previous} is being deleted and unreachable; its container may remain"
         )

@@ -77,6 +77,7 @@ class HostConnection:
         self.session_up = False  # tunnel hosts: whether the agent holds a tunnel session now
         # Bumped by every verdict of "unreachable": a check that started before one must not overrule it.
         self._epoch = 0
+        self._closed = False
         self._log = structlog.get_logger("dockyard.hosts").bind(host=name)
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -96,6 +97,8 @@ class HostConnection:
             self.mark_unreachable(f"the agent has not connected within {self._settings.agent_connect_grace:.0f}s")
 
     async def close(self) -> None:
+        self._closed = True
+        self._epoch += 1  # a mark_reachable waiting on its version call must not revive a closed connection
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -107,6 +110,8 @@ class HostConnection:
 
     async def mark_reachable(self, *, agent_version: str = "") -> None:
         """The host answered (ping or a new tunnel session): refresh facts, (re)subscribe, re-check all."""
+        if self._closed:
+            return
         epoch = self._epoch
         try:
             version = await self.client.version()

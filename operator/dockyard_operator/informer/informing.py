@@ -102,7 +102,10 @@ class Informer:
 
     def _emit(self, kind: str, obj: JSON, old: JSON | None) -> None:
         for handler in self._handlers:
-            handler(kind, obj, old)
+            try:
+                handler(kind, obj, old)
+            except Exception as exc:  # one broken handler must not keep the event from the others
+                self._log.error("event handler failed", kind=kind, error=repr(exc))
 
     async def _list(self) -> str:
         data = await self._client.list(
@@ -153,6 +156,7 @@ class Informer:
         delay = settings.backoff_initial
         rv: str | None = None
         failures = 0
+        gone_in_a_row = 0
         while True:
             try:
                 if rv is None:
@@ -169,6 +173,7 @@ class Informer:
                     metadata_only=self._metadata_only,
                 ):
                     events += 1
+                    gone_in_a_row = 0
                     new_rv = self._apply(event)
                     if new_rv:
                         rv = new_rv
@@ -182,6 +187,11 @@ class Informer:
             except errors.GoneError:
                 self._log.info("watch expired (410 Gone); re-listing", resource_version=rv)
                 rv = None
+                gone_in_a_row += 1
+                if gone_in_a_row > 1:
+                    # Listed, and the very next watch was already too old again: relisting at once would spin.
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, settings.backoff_max)
                 continue
             except Exception as exc:  # an informer must outlive anything one response can do
                 if not isinstance(exc, errors.KubeConnectionError | errors.APIError):

@@ -182,9 +182,17 @@ class KubeClient:
         items: list[JSON] = list(first.get("items") or [])
         token = (first.get("metadata") or {}).get("continue")
         while token:
-            page = await self.request(
-                "GET", path, query={**query, "continue": token}, accept=accept, request_timeout=LIST_PAGE_TIMEOUT
-            )
+            try:
+                page = await self.request(
+                    "GET", path, query={**query, "continue": token}, accept=accept, request_timeout=LIST_PAGE_TIMEOUT
+                )
+            except errors.GoneError:
+                # The continue token expired (the snapshot was compacted away mid-list): one unpaged list, as
+                # client-go's pager falls back to, rather than starting over and expiring again.
+                unpaged = {k: v for k, v in query.items() if k != "limit"}
+                full = await self.request("GET", path, query=unpaged, accept=accept, request_timeout=LIST_PAGE_TIMEOUT)
+                full.setdefault("metadata", {}).pop("continue", None)
+                return full
             items.extend(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue")
         first["items"] = items

@@ -32,7 +32,7 @@ from dockyard_operator.runtime.informers import Source
 from dockyard_operator.workqueue.clocks import Clock, LoopClock
 from dockyard_operator.workqueue.config import QueueConfig
 from dockyard_operator.workqueue.ratelimiting import RateLimitingQueue, new_queue
-from dockyard_operator.workqueue.workers import run_workers
+from dockyard_operator.workqueue.workers import Defer, run_workers
 
 Reconcile = Callable[[str], Awaitable[float | None]]
 """Reconcile one key: raise to retry with backoff, return seconds to look again, None when done."""
@@ -209,12 +209,14 @@ class Controller:
     def shut_down(self) -> None:
         self.queue.shut_down()
 
-    async def _reconcile(self, key: str) -> float | None:
+    async def _reconcile(self, key: str) -> float | Defer | None:
         cached = self.source.store.get(key)
         if cached is not None:
             wait = self.tracker.wait_for(key, cached["metadata"].get("resourceVersion"))
             if wait is not None:
-                return wait  # our own write's watch event re-queues the key sooner
+                # Our own write's watch event re-queues the key sooner. Deferred, not "done": a reconcile that
+                # wrote status and then failed keeps its backoff while it waits for the echo.
+                return Defer(wait)
         else:
             self.tracker.forget(key)
         started = time.perf_counter()

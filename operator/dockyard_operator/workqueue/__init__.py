@@ -16,10 +16,11 @@ from dockyard_operator.workqueue.errors import (
 )
 from dockyard_operator.workqueue.observers import NullObserver, QueueObserver
 from dockyard_operator.workqueue.ratelimiting import RateLimitingQueue, new_queue
-from dockyard_operator.workqueue.workers import Handler, run_workers
+from dockyard_operator.workqueue.workers import Defer, Handler, run_workers
 
 __all__ = [
     "Clock",
+    "Defer",
     "FakeClock",
     "Handler",
     "InvalidQueueConfigError",

@@ -5,7 +5,9 @@ The handler has exactly three outcomes (controller-runtime's reconcile contract)
 * it raises an Exception: the key is retried after the rate limiter's delay (per-key backoff, overall bucket);
 * it returns a number of seconds: the key's backoff is reset and it is handled again after that long
   (periodic re-checks such as health and drift);
-* it returns None: done; the key's backoff is reset and it waits for the next add.
+* it returns None: done; the key's backoff is reset and it waits for the next add;
+* it returns Defer(seconds): handled again after that long *without* resetting its backoff (the handler did not
+  try yet, e.g. it waits for the cache to catch up with a write: a failure before must still count).
 
 A key is never handled by two workers at once (the queue guarantees it). done() is always called, including when
 the handler is cancelled.
@@ -13,6 +15,7 @@ the handler is cancelled.
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -22,8 +25,16 @@ from dockyard_operator.workqueue.ratelimiting import RateLimitingQueue
 
 K = TypeVar("K", bound=Hashable)
 
-Handler = Callable[[K], Awaitable[float | None]]
-"""Handle one key; return seconds until it should be handled again, or None."""
+
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """Handle the key again after `seconds`, keeping its failure count (see the module docstring)."""
+
+    seconds: float
+
+
+Handler = Callable[[K], Awaitable["float | Defer | None"]]
+"""Handle one key; return seconds until it should be handled again, Defer, or None."""
 
 
 async def run_workers(
@@ -63,8 +74,11 @@ async def _work(queue: RateLimitingQueue[K], handler: Handler[K], log: Any) -> N
                 requeues=queue.num_requeues(key),
             )
         else:
-            queue.forget(key)
-            if requeue_after is not None:
-                queue.add_after(key, requeue_after)
+            if isinstance(requeue_after, Defer):
+                queue.add_after(key, requeue_after.seconds)
+            else:
+                queue.forget(key)
+                if requeue_after is not None:
+                    queue.add_after(key, requeue_after)
         finally:
             queue.done(key)

@@ -21,6 +21,7 @@ from dockyard_operator.containers.backoffs import BackOff, Failure, FailureKind,
 from dockyard_operator.containers.errors import MissingReferenceError
 
 NOW = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
+WANT_HASH = "filled in by _situation"
 T = 1000.0  # the monotonic clock
 CID = "c" * 64
 
@@ -32,6 +33,7 @@ class Case:
     state: str | None = None  # Docker's state of the existing container; None: no container
     exit_code: int = 0
     health: str | None = None
+    error: str = ""  # Docker's State.Error (a start that failed)
     memory: Memory = field(default_factory=Memory)
     failure: Failure | None = None
     status: dict[str, Any] = field(default_factory=dict)
@@ -44,7 +46,8 @@ class Case:
 
 
 def _back_off(kind: FailureKind, count: int, not_before: float) -> Memory:
-    return Memory(failing=(kind, BackOff(count=count, not_before=not_before, updated=not_before - 10), "boom"))
+    back_off = BackOff(count=count, not_before=not_before, updated=not_before - 10)
+    return Memory(failing=(kind, back_off, "boom", WANT_HASH))
 
 
 CASES = [
@@ -72,8 +75,12 @@ CASES = [
          reason="Error"),
     Case("Docker restarting it: CrashLoopBackOff", state="restarting", exit_code=1, reason="CrashLoopBackOff"),
     Case("paused", state="paused", reason="Paused"),
-    Case("created, never started: start", state="created", actions=(actions.StartContainer,), phase="Creating",
-         reason="ContainerCreating"),
+    Case("created, never started (a crash between create and start): made again, its files may be missing",
+         state="created", actions=(actions.RemoveContainer,), phase="Creating", reason="ContainerCreating"),
+    Case("created, its start failed before (no back-off remembered): start again", state="created",
+         error="exec failed", actions=(actions.StartContainer,), phase="Creating", reason="ContainerCreating"),
+    Case("exited, but starting it again keeps failing: CrashLoopBackOff, no start", state="exited", exit_code=1,
+         memory=_back_off(FailureKind.START, 1, T + 9), reason="CrashLoopBackOff", requeue=9.0),
     Case("a start just failed: RunContainerError, look again in a second", state="created",
          failure=Failure(FailureKind.START, "no such file"), phase="Pending", reason="RunContainerError",
          requeue=1.0),
@@ -101,6 +108,9 @@ CASES = [
 def _situation(case: Case) -> decisions.Situation:
     spec = DockerContainerSpec.model_validate({"image": "busybox:1", "hostRef": {"name": "h"}, **case.spec})
     want = desired.build_desired(namespace="ns", name="c", uid="u1", spec=spec, refs=desired.ResolvedRefs())
+    if case.memory.failing is not None:  # the failure was remembered for this very spec
+        kind, back_off, message, _ = case.memory.failing
+        case = dataclasses.replace(case, memory=case.memory.with_(failing=(kind, back_off, message, want.spec_hash)))
     found: tuple[decisions.Found, ...] = ()
     inspect = None
     if case.state is not None:
@@ -115,6 +125,7 @@ def _situation(case: Case) -> decisions.Situation:
         state["Status"] = case.state
         state["Running"] = case.state in ("running", "paused")
         state["ExitCode"] = case.exit_code
+        state["Error"] = case.error
         if case.health:
             state["Health"] = {"Status": case.health}
         found = (decisions.Found(CID, 1, built.spec_hash, case.state == "running"),)
@@ -194,3 +205,15 @@ def test_host_paths_the_host_does_not_allow_are_refused() -> None:
     )
     plan = decisions.decide(situation)
     assert (plan.actions, plan.status.reason.value) == ((), "HostPathNotAllowed")  # type: ignore[union-attr]
+
+
+def test_a_changed_spec_is_tried_at_once_not_after_the_old_specs_back_off() -> None:
+    """The user fixed the image tag: the pull back-off of the typo does not apply to it (the kubelet keys its
+    pull back-off by image too)."""
+    situation = _situation(Case("pulling", memory=_back_off(FailureKind.PULL, 5, T + 300)))
+    assert decisions.decide(situation).status.reason.value == "ImagePullBackOff"  # type: ignore[union-attr]
+    kind, back_off, message, _ = situation.memory.failing  # type: ignore[misc]
+    fixed = dataclasses.replace(situation, memory=Memory(failing=(kind, back_off, message, "the typo's hash")))
+    plan = decisions.decide(fixed)
+    assert tuple(type(a) for a in plan.actions) == (actions.EnsureImage, actions.CreateContainer)
+    assert plan.memory.failing is None

@@ -51,6 +51,7 @@ class World:
             self.containers.add_index(name, func)
         self.dockerhosts = Store()
         self.namespaces = Store()
+        self.namespaces.put({"metadata": {"name": "apps", "resourceVersion": "1"}})
         self.connections = FakeConnections()
         self.kube = FakeKube(self.containers)
         self.recorder = FakeRecorder()
@@ -342,7 +343,8 @@ async def test_hosts_and_namespaces_of_another_class_are_not_ours(world: World) 
     key = world.add("web", {"hostRef": {"name": "theirs"}})
     await world.reconcile(key)
     assert world.condition(key, "Scheduled")["reason"] == "OtherOperatorClass"
-    world.namespaces.put({"metadata": {"name": "elsewhere", "labels": {"dockyard.dev/operator-class": "team-b"}}})
+    world.namespaces.put({"metadata": {"name": "elsewhere", "resourceVersion": "1",
+                                       "labels": {"dockyard.dev/operator-class": "team-b"}}})  # fmt: skip
     other = world.add("x", {"hostRef": {"name": "theirs"}}, namespace="elsewhere")
     writes = len(world.kube.writes)
     await world.reconcile(other)
@@ -441,3 +443,106 @@ async def test_the_orphan_annotation_releases_at_once_and_leaves_the_container(w
     await world.reconcile(key)
     assert world.containers.get(key) is None
     assert len(docker.with_uid("uid-web")) == 1
+
+
+async def test_a_namespace_not_in_the_cache_yet_belongs_to_nobody(world: World) -> None:
+    """Its watch event may trail the DockerContainer's: acting as the default class then could be wrong."""
+    world.host("a")
+    key = world.add("early", {"hostRef": {"name": "a"}}, namespace="brand-new")
+    await world.reconcile(key)
+    assert world.kube.writes == []
+    world.namespaces.put({"metadata": {"name": "brand-new", "resourceVersion": "1"}})
+    await world.reconcile(key)
+    assert world.kube.writes, "served once the namespace is known"
+
+
+async def test_a_start_that_fails_again_after_an_exit_backs_off(world: World) -> None:
+    """A restart of an exited container that Docker refuses (a host port taken since) must back off, not spin."""
+    docker = world.host("a")
+    key = world.add("web", {"hostRef": {"name": "a"}})
+    await world.reconcile(key)
+    cid = world.status(key)["containerID"]
+    docker.set_state(cid, "exited", exit_code=1)
+    docker.fail_start = "port is already allocated"
+    assert await world.reconcile(key) == 1.0
+    assert docker.verbs().count("start") == 2, "the initial start and one retry, not one per round"
+    assert world.status(key)["reason"] == "RunContainerError"
+    world.clock.now += 1
+    await world.reconcile(key)
+    assert world.status(key)["reason"] == "CrashLoopBackOff"
+    assert docker.verbs().count("start") == 2
+
+
+async def test_a_container_created_but_never_started_is_made_again(world: World) -> None:
+    """An operator crash between create and start may have skipped the Secret files: never start such a one."""
+    docker = world.host("a")
+    key = world.add("web", {"hostRef": {"name": "a"}})
+    world.kube.put({**world.kube.objects[key], "status": {"host": "a"}})
+    half = docker.add(world.desired(key).create_config, name="apps_web", state="created")
+    await world.reconcile(key)
+    assert half not in docker.containers
+    assert world.status(key)["reason"] == "Running"
+    assert "Recreated" in world.recorder.reasons()
+
+
+async def test_an_object_the_operator_cannot_read_can_still_be_deleted(world: World) -> None:
+    docker = world.host("a")
+    key = world.add("web", {"hostRef": {"name": "a"}})
+    await world.reconcile(key)
+    broken = world.kube.objects[key]
+    broken["spec"]["fieldFromTheFuture"] = True
+    world.kube.put(broken)
+    world.delete(key)
+    await world.reconcile(key)
+    assert world.containers.get(key) is None
+    assert docker.with_uid("uid-web") == []
+
+
+async def test_deletion_on_a_host_that_refuses_gives_up_after_the_timeout(world: World) -> None:
+    docker = world.host("a")
+    key = world.add("web", {"hostRef": {"name": "a"}})
+    await world.reconcile(key)
+
+    async def refuse(ref: str, *, force: bool = True) -> None:
+        raise docker_errors.DockerAPIError(500, "driver failed to remove the root filesystem")
+
+    docker.remove = refuse  # type: ignore[method-assign]
+    world.delete(key, ago=10)
+    with pytest.raises(docker_errors.DockerAPIError):
+        await world.reconcile(key)
+    world.delete(key, ago=601)
+    await world.reconcile(key)
+    assert world.containers.get(key) is None
+    assert any("orphaned" in note for _, _, note in world.recorder.events)
+
+
+async def test_a_host_this_operator_cannot_read_releases_nothing(world: World) -> None:
+    """A DockerHost with a spec from a newer CRD is not "gone": its containers stay, nothing is duplicated."""
+    a, b = world.host("a", labels={"site": "lab"}), world.host("b", labels={"site": "lab"})
+    key = world.add("sel", {"hostSelector": {"matchLabels": {"site": "lab"}}})
+    await world.reconcile(key)
+    placed = world.status(key)["host"]
+    docker = a if placed == "a" else b
+    unreadable = host_object(placed, labels={"site": "lab"})
+    unreadable["spec"]["fieldFromTheFuture"] = 1
+    world.dockerhosts.put(unreadable)
+    await world.reconcile(key)
+    assert world.status(key)["host"] == placed
+    assert len(docker.with_uid("uid-sel")) == 1
+    other = b if docker is a else a
+    assert other.with_uid("uid-sel") == []
+
+
+async def test_scheduled_turns_true_again_when_a_move_is_reverted(world: World) -> None:
+    world.host("a")
+    world.host("b")
+    key = world.add("web", {"hostRef": {"name": "a"}})
+    await world.reconcile(key)
+    world.connections.set_reachable("a", False)
+    world.edit(key, hostRef={"name": "b"})
+    await world.reconcile(key)
+    assert world.condition(key, "Scheduled")["reason"] == "PreviousHostUnreachable"
+    world.connections.set_reachable("a", True)
+    world.edit(key, hostRef={"name": "a"})
+    await world.reconcile(key)
+    assert world.condition(key, "Scheduled")["status"] == "True"

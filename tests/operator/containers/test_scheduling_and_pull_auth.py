@@ -132,6 +132,15 @@ def test_empty_selector_matches_every_host_that_admits_the_namespace() -> None:
         ("a", "b", {**HOSTS, "a": _host("a", {}, reachable=False, deleting=True)}, scheduling.Leave.RELEASE),
         ("a", "b", {**HOSTS, "a": _host("a", {}, reachable=True, deleting=True)}, scheduling.Leave.REMOVE),
         ("a", "b", {**HOSTS, "a": _host("a", {}, operator_class="team-b")}, scheduling.Leave.RELEASE),
+        # Right after a restart a host being deleted has no verdict yet: that is not "unreachable".
+        (
+            "a",
+            "b",
+            {**HOSTS, "a": dataclasses.replace(_host("a", {}, reachable=False, deleting=True), decided=False)},
+            scheduling.Leave.WAIT,
+        ),
+        # A host whose spec this operator cannot read (a newer CRD) still exists: nothing is released or moved.
+        ("a", "b", {**HOSTS, "a": dataclasses.replace(_host("a", {}), invalid=True)}, scheduling.Leave.WAIT),
     ],
 )
 def test_leaving_the_previous_host(

@@ -106,3 +106,21 @@ async def test_a_failing_events_stream_backs_off(monkeypatch: pytest.MonkeyPatch
     await hosts.close()
     assert pauses[:6] == [0.02, 0.04, 0.08, 0.08, 0.08, 0.08]
     assert fake.event_streams >= 6
+
+
+async def test_a_connection_closed_while_its_version_call_waits_stays_closed() -> None:
+    """The host was removed (or reconfigured) while an agent's connect was checking Docker's version: the old
+    connection must not come back to life with an events task nobody owns."""
+    changes: list[str] = []
+    hosts = connections(changes)
+    conn = await hosts.configure("edge", Endpoint(url="unix:///nonexistent/docker.sock", tunnel=True))
+    fake = SlowVersion()
+    await conn.client.close()
+    conn.client = fake  # type: ignore[assignment]
+    connecting = asyncio.create_task(hosts.tunnel_connected("edge", agent_version="1"))
+    await fake.asked.wait()
+    await hosts.remove("edge")
+    fake.release.set()
+    await connecting
+    assert conn.state.reachable is False
+    assert fake.event_streams == 0, "no events stream on a closed connection"

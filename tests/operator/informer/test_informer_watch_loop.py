@@ -157,3 +157,44 @@ async def test_a_watch_that_ends_at_once_without_events_backs_off_instead_of_spi
     # a handful, and a relist after every third failure in a row.
     assert 3 <= len(server.watch_rvs) <= 15, len(server.watch_rvs)
     assert server.list_calls >= 2
+
+
+async def test_one_failing_handler_does_not_keep_the_event_from_the_others() -> None:
+    server = ScriptedServer(lists=[listing("10")], watches=[[{"type": "ADDED", "object": obj("a", "11")}]])
+    informer = Informer(client=server, resource=DOCKERCONTAINERS)  # type: ignore[arg-type]
+    seen: list[str] = []
+
+    def broken(kind: str, o: JSON, old: JSON | None) -> None:
+        raise RuntimeError("a bug in one handler")
+
+    informer.add_handler(broken)
+    informer.add_handler(lambda kind, o, _old: seen.append(o["metadata"]["name"]))
+    task = asyncio.create_task(informer.run())
+    await asyncio.wait_for(server.idle.wait(), timeout=5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["a"]
+
+
+async def test_410_again_right_after_a_relist_backs_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resourceVersion that is too old again at once (a lagging cache behind a load balancer) must not spin."""
+    from dockyard_operator.informer import informing
+
+    pauses: list[float] = []
+    real_sleep = asyncio.sleep
+
+    class RecordingAsyncio:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(asyncio, name)
+
+        async def sleep(self, delay: float) -> None:
+            pauses.append(delay)
+            await real_sleep(0)
+
+    monkeypatch.setattr(informing, "asyncio", RecordingAsyncio())
+    gone = errors.GoneError(410, "Expired", "too old resource version")
+    server = ScriptedServer(lists=[listing(str(n)) for n in range(10, 15)], watches=[[gone]] * 4)
+    await run_until_idle(server)
+    assert server.list_calls == 5
+    assert pauses == [0.001, 0.002, 0.002], "no pause after the first 410, then doubling (capped)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -17,6 +18,8 @@ from kubernetes_asyncio import client as k8s_client
 from dockyard_operator.kube import client as kube_client
 from dockyard_operator.kube import errors
 from dockyard_operator.kube.resources import CONFIGMAPS
+
+JSON = dict[str, Any]
 
 
 def _event(size: int) -> bytes:
@@ -116,3 +119,39 @@ async def test_watch_error_events_become_the_matching_errors(code: int, reason: 
     finally:
         await kube.close()
         await runner.cleanup()
+
+
+async def test_an_expired_continue_token_falls_back_to_one_unpaged_list() -> None:
+    """Starting the paged list over would expire again on a busy cluster; client-go's pager lists once instead."""
+    names = [f"cm-{i}" for i in range(5)]
+    seen: list[str] = []
+
+    def items(chosen: list[str]) -> list[JSON]:
+        return [{"metadata": {"name": n, "namespace": "x", "resourceVersion": "9"}} for n in chosen]
+
+    async def list_(request: web.Request) -> web.Response:
+        seen.append(request.query_string)
+        if "continue" in request.query:
+            status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410, "reason": "Expired",
+                      "message": "The provided continue parameter is too old"}  # fmt: skip
+            return web.json_response(status, status=410)
+        if "limit" in request.query:
+            return web.json_response({"kind": "ConfigMapList", "apiVersion": "v1", "items": items(names[:2]),
+                                      "metadata": {"resourceVersion": "9", "continue": "tok"}})  # fmt: skip
+        return web.json_response({"kind": "ConfigMapList", "apiVersion": "v1", "items": items(names),
+                                  "metadata": {"resourceVersion": "12"}})  # fmt: skip
+
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/x/configmaps", list_)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    kube = _client(f"http://127.0.0.1:{runner.addresses[0][1]}")
+    try:
+        listed = await kube.list(CONFIGMAPS, namespace="x", page_size=2)
+    finally:
+        await kube.close()
+        await runner.cleanup()
+    assert [i["metadata"]["name"] for i in listed["items"]] == names
+    assert listed["metadata"]["resourceVersion"] == "12"
+    assert len(seen) == 3

@@ -15,6 +15,7 @@ from dockyard_operator.runtime.controller import CONTROLLER_UID_INDEX, Controlle
 from dockyard_operator.runtime.expectations import Expectations
 from dockyard_operator.runtime.informers import Source
 from dockyard_operator.workqueue.clocks import FakeClock
+from dockyard_operator.workqueue.workers import Defer
 
 JSON = dict[str, Any]
 
@@ -114,8 +115,8 @@ async def test_a_reconcile_waits_until_the_cache_shows_our_write_and_that_write_
     tracker.wrote("ns/a", "11")  # we patched status; the API server answered with resourceVersion 11
     wait = await c._reconcile("ns/a")  # woken meanwhile (a Docker event), but the cache still holds 10
     assert calls == []
-    assert wait is not None
-    assert 0 < wait <= 5.0
+    assert isinstance(wait, Defer), "deferred, not done: the key keeps its backoff"
+    assert 0 < wait.seconds <= 5.0
     feed(informer, "MODIFIED", obj("a", "11", status={"phase": "Running"}))  # status only, but awaited
     assert queued(c) == ["ns/a"], "the echo of the awaited write wakes the deferred key"
     assert await c._reconcile("ns/a") is None
@@ -135,7 +136,7 @@ async def test_read_your_writes_gives_up_after_the_timeout() -> None:
     c = controller(src, reconcile=reconcile, tracker=tracker)
     feed(informer, "ADDED", obj("a", "10"))
     tracker.wrote("ns/a", "11")
-    assert await c._reconcile("ns/a") == 5.0
+    assert await c._reconcile("ns/a") == Defer(5.0)
     now[0] = 5.1  # the watch lost our event: go ahead with what the cache has
     assert await c._reconcile("ns/a") is None
     assert calls == ["ns/a"]

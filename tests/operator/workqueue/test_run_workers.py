@@ -148,3 +148,37 @@ async def test_zero_workers_is_refused() -> None:
     queue: RateLimitingQueue[str] = new_queue(config=QueueConfig(), clock=FakeClock())
     with pytest.raises(ValueError, match="at least 1"):
         await run_workers(queue, RecordingHandler(), workers=0)
+
+
+async def test_a_deferred_key_comes_back_later_and_keeps_its_backoff() -> None:
+    """Defer is neither success nor failure: the failure count a key earned stays (read-your-writes uses it)."""
+    from dockyard_operator.workqueue.workers import Defer
+
+    clock = FakeClock()
+    queue: RateLimitingQueue[str] = new_queue(config=QueueConfig(), clock=clock)
+    outcomes: list[object] = [RuntimeError("first"), Defer(3.0), None]
+    seen: list[str] = []
+
+    async def handler(key: str) -> float | Defer | None:
+        seen.append(key)
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome  # type: ignore[return-value]
+
+    task = asyncio.create_task(run_workers(queue, handler, workers=1))
+    queue.add("k")
+    for _ in range(50):
+        await asyncio.sleep(0)
+    clock.advance(1)  # the failure's backoff
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert seen == ["k", "k"]
+    assert queue.num_requeues("k") == 1, "the deferral did not reset the failure count"
+    clock.advance(3)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert seen == ["k", "k", "k"]
+    assert queue.num_requeues("k") == 0, "success forgets it"
+    queue.shut_down()
+    await task
