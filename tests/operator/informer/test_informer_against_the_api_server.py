@@ -14,6 +14,7 @@ import pytest
 from dockyard_e2e import SESSION_LABEL, create_namespace, kubectl
 
 from dockyard_operator.informer.informing import Informer, WatchSettings
+from dockyard_operator.kube import errors as kube_errors
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.resources import CONFIGMAPS, SECRETS, Resource
 from dockyard_operator.runtime.fetching import FetchedObjects
@@ -140,7 +141,6 @@ class StaleStart:
     def __init__(self, kube: KubeClient, stale: str) -> None:
         self._kube = kube
         self._stale: str | None = stale
-        self.watch_errors: list[str] = []
 
     async def list(self, resource: Resource, **kw: Any) -> JSON:
         listed = await self._kube.list(resource, **kw)
@@ -153,19 +153,57 @@ class StaleStart:
         return self._kube.watch(resource, **kw)
 
 
+GROUP = "informer.test.dockyard.dev"
+
+
+@pytest.fixture
+def fresh_kind(devenv: Any, scratch: str) -> Iterator[tuple[Resource, str]]:
+    """A kind created now, and a resourceVersion from just before: the API server's history of the kind (its
+    watch cache) starts at its creation, so that version is certainly too old for it, however long the server
+    has been up."""
+    before = json.loads(kubectl(devenv, "get", "namespace", scratch, "-o", "json").stdout)["metadata"]
+    plural = f"gaps{uuid.uuid4().hex[:6]}"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {"plural": plural, "singular": plural[:-1], "kind": plural.capitalize()[:-1]},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+        },
+    }  # fmt: skip
+    kubectl(devenv, "apply", "-f", "-", stdin=json.dumps(crd))
+    kubectl(devenv, "wait", "--for=condition=Established", f"crd/{plural}.{GROUP}", "--timeout=60s")
+    try:
+        yield Resource(GROUP, "v1", plural), str(before["resourceVersion"])
+    finally:
+        kubectl(devenv, "delete", "crd", f"{plural}.{GROUP}", "--timeout=60s", check=False)
+
+
 async def test_a_real_410_after_etcd_compaction_relists_and_reports_the_gap(
-    devenv: Any, kube: KubeClient, scratch: str
+    devenv: Any, kube: KubeClient, scratch: str, fresh_kind: tuple[Resource, str]
 ) -> None:
-    old = await kube.create(CONFIGMAPS, _configmap(scratch, "before"), namespace=scratch)
-    stale = old["metadata"]["resourceVersion"]
-    for index in range(3):
-        await kube.create(CONFIGMAPS, _configmap(scratch, f"gap-{index}"), namespace=scratch)
+    resource, stale = fresh_kind  # stale: a resourceVersion from before the kind's history began
+    kind = resource.plural.capitalize()[:-1]
+
+    async def create(name: str) -> None:
+        body = {"apiVersion": f"{GROUP}/v1", "kind": kind, "metadata": {"name": name, "namespace": scratch}}
+        for _ in range(100):  # Established, but its storage may still answer 429 "initializing" briefly
+            try:
+                await kube.create(resource, body, namespace=scratch)
+                return
+            except kube_errors.TooManyRequestsError:
+                await asyncio.sleep(0.1)
+
+    for name in ("before", "gap-0", "gap-1", "gap-2"):
+        await create(name)
     revision = _etcd(devenv, "/v3/kv/range", {"key": "Lw=="})["header"]["revision"]
     _etcd(devenv, "/v3/kv/compaction", {"revision": revision, "physical": True})
-    # The API server's own history starts at its start-up: resume from before it, as after a long cut.
-    ancient = "2"
-    client = StaleStart(kube, ancient)
-    informer = Informer(client=client, resource=CONFIGMAPS, namespace=scratch,  # type: ignore[arg-type]
+    client = StaleStart(kube, stale)
+    informer = Informer(client=client, resource=resource, namespace=scratch,  # type: ignore[arg-type]
                         settings=WatchSettings(backoff_initial=0.05))  # fmt: skip
     seen: list[tuple[str, str]] = []
     informer.add_handler(lambda event, obj, old: seen.append((event, obj["metadata"]["name"])))
@@ -176,6 +214,5 @@ async def test_a_real_410_after_etcd_compaction_relists_and_reports_the_gap(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert int(stale) > int(ancient)
     names = {name for event, name in seen if event == "ADDED"}
     assert {"before", "gap-0", "gap-1", "gap-2"} <= names, "everything created across the gap is reported"
