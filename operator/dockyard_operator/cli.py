@@ -143,6 +143,29 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     op.add_argument("--log-level", choices=LEVEL_NAMES, default=_env("log-level", "info"))
 
+    rollout = sub.add_parser("rollout", help="manage the rollout of a DockerDeployment (as kubectl rollout)")
+    rollout_sub = rollout.add_subparsers(dest="rollout_command", metavar="VERB")
+    verbs = {
+        "status": "wait for the rollout to finish; exit 1 if its progress deadline passed",
+        "history": "list the revisions (or show one with --revision)",
+        "undo": "roll back to the previous revision (or --to-revision N)",
+        "restart": "replace every replica, as the strategy allows",
+        "pause": "stop rolling out template changes",
+        "resume": "resume a paused DockerDeployment",
+    }
+    for verb, text in verbs.items():
+        cmd = rollout_sub.add_parser(verb, help=text)
+        cmd.add_argument("target", help="ddeploy/NAME")
+        cmd.add_argument("-n", "--namespace", default="default", help="namespace of the DockerDeployment")
+        cmd.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+        cmd.add_argument("--context", default=None)
+        if verb == "status":
+            cmd.add_argument("--timeout", type=float, default=0, help="give up after this many seconds (0: never)")
+        if verb == "history":
+            cmd.add_argument("--revision", type=int, default=None, help="show this revision's template")
+        if verb == "undo":
+            cmd.add_argument("--to-revision", type=int, default=None, help="the revision to go back to")
+
     host = sub.add_parser("host", help="DockerHost helpers")
     host_sub = host.add_subparsers(dest="host_command", metavar="HOSTCOMMAND")
     join = host_sub.add_parser("join", help="write the agent token to a file and print the agent command")
@@ -274,6 +297,48 @@ def _write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+async def _rollout(args: argparse.Namespace) -> int:
+    from dockyard_operator import rollouts  # imported late: `dockyard --help` stays fast
+
+    try:
+        name = rollouts.parse_target(args.target)
+    except rollouts.RolloutError as exc:
+        print(f"dockyard: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        kube = await KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context)
+    except kube_errors.KubeError as exc:
+        print(f"dockyard: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        verb = args.rollout_command
+        if verb == "status":
+            await rollouts.status(kube, args.namespace, name, timeout=args.timeout)
+        elif verb == "history":
+            await rollouts.history(kube, args.namespace, name, revision=args.revision)
+        elif verb == "undo":
+            await rollouts.undo(kube, args.namespace, name, to_revision=args.to_revision)
+        elif verb == "restart":
+            await rollouts.restart(kube, args.namespace, name)
+        else:
+            await rollouts.pause(kube, args.namespace, name, paused=verb == "pause")
+    except rollouts.RolloutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except TimeoutError:
+        print(f"error: timed out waiting for the rollout of {args.target}", file=sys.stderr)
+        return 1
+    except kube_errors.NotFoundError:
+        print(f'Error from server (NotFound): dockerdeployments.dockyard.dev "{name}" not found', file=sys.stderr)
+        return 1
+    except kube_errors.KubeError as exc:
+        print(f"dockyard: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await kube.close()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -282,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run_operator(args))
     if args.command == "host" and args.host_command == "join":
         return asyncio.run(_host_join(args))
+    if args.command == "rollout" and args.rollout_command:
+        return asyncio.run(_rollout(args))
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

@@ -22,6 +22,8 @@ import structlog
 
 from dockyard_operator.containers import indexing
 from dockyard_operator.containers.reconciler import ContainerReconciler
+from dockyard_operator.deployments import revisions
+from dockyard_operator.deployments.reconciler import BY_DEPLOYMENT, DeploymentReconciler
 from dockyard_operator.hosts.connections import HostConnections
 from dockyard_operator.hosts.reconciler import HostReconciler
 from dockyard_operator.hosts.tokens import HostTokenAuthenticator
@@ -29,10 +31,18 @@ from dockyard_operator.informer.store import JSON, object_key
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.electing import LeaderElector
 from dockyard_operator.kube.recording import EventRecorder
-from dockyard_operator.kube.resources import CONFIGMAPS, DOCKERCONTAINERS, DOCKERHOSTS, NAMESPACES, SECRETS
+from dockyard_operator.kube.resources import (
+    CONFIGMAPS,
+    CONTROLLERREVISIONS,
+    DOCKERCONTAINERS,
+    DOCKERDEPLOYMENTS,
+    DOCKERHOSTS,
+    NAMESPACES,
+    SECRETS,
+)
 from dockyard_operator.metrics import Metrics
 from dockyard_operator.runtime.consistency import WriteTracker
-from dockyard_operator.runtime.controller import Controller, Watch, intent_changed
+from dockyard_operator.runtime.controller import Controller, Owns, Watch, controller_ref, intent_changed
 from dockyard_operator.runtime.fetching import FetchedObjects
 from dockyard_operator.runtime.informers import SharedInformers
 from dockyard_operator.runtime.manager import Manager
@@ -49,6 +59,22 @@ def default_identity() -> str:
 
 def _labels_changed(event: str, obj: JSON, old: JSON | None) -> bool:
     return event != "MODIFIED" or (obj["metadata"].get("labels") != ((old or {}).get("metadata") or {}).get("labels"))
+
+
+_BY_PLACEMENT = "placement"
+
+
+def _placement_of(obj: JSON) -> list[str]:
+    """Index of DockerDeployments: "selector" when the template places replicas by hostSelector."""
+    template = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return ["selector"] if template.get("hostSelector") is not None else []
+
+
+def _deployment_of(obj: JSON) -> list[str]:
+    """Index of ControllerRevisions: the DockerDeployment (namespace/name) they belong to."""
+    meta = obj.get("metadata") or {}
+    owner = (meta.get("labels") or {}).get(revisions.DEPLOYMENT_LABEL)
+    return [f"{meta.get('namespace')}/{owner}"] if owner else []
 
 
 def _placement_changes(event: str, obj: JSON, old: JSON | None) -> list[str]:
@@ -102,6 +128,12 @@ class Operator:
         containers.add_index(indexing.BY_CONFIG_MAP, indexing.config_maps_of)
         containers.add_index(indexing.BY_NAMESPACE, indexing.namespace_of)
         self._containers = containers.store
+        deployments = informers.source(DOCKERDEPLOYMENTS)
+        deployments.add_index(indexing.BY_NAMESPACE, indexing.namespace_of)
+        deployments.add_index(_BY_PLACEMENT, _placement_of)
+        # Only the ControllerRevisions of DockerDeployments (a label selector): not StatefulSets' or DaemonSets'.
+        revision_source = informers.source(CONTROLLERREVISIONS, label_selector=revisions.DEPLOYMENT_LABEL)
+        revision_source.add_index(BY_DEPLOYMENT, _deployment_of)
         recorder = EventRecorder(client=kube, instance=self.identity)
 
         container_tracker, host_tracker = WriteTracker(), WriteTracker()
@@ -164,6 +196,47 @@ class Operator:
                 tracker=container_tracker,
             )
         )
+
+        def placing_by_selector(_event: str, _host: JSON, _old: JSON | None) -> list[str]:
+            return indexing.keys(deployments.store.by_index(_BY_PLACEMENT, "selector"))
+
+        def adopting(_event: str, container: JSON, _old: JSON | None) -> list[str]:
+            if controller_ref(container) is not None:
+                return []  # owned ones reach their owner through Owns
+            namespace = container["metadata"]["namespace"]
+            return indexing.keys(deployments.store.by_index(indexing.BY_NAMESPACE, namespace))
+
+        deployment_tracker = WriteTracker()
+        self.deployment_controller = self.manager.add(
+            Controller(
+                name="dockerdeployment",
+                kind="DockerDeployment",
+                for_=deployments,
+                reconcile=self._reconcile_deployment,
+                owns=[Owns(containers)],
+                watches=[
+                    # A host appearing, connecting or leaving may let replicas be placed (hostSelector templates).
+                    Watch(dockerhosts, placing_by_selector, intent_changed),
+                    # An orphan DockerContainer may be adopted by a deployment of its namespace.
+                    Watch(containers, adopting),
+                ],
+                workers=2,
+                metrics=self.metrics,
+                tracker=deployment_tracker,
+            )
+        )
+        self.deployment_reconciler = DeploymentReconciler(
+            kube=kube,
+            recorder=recorder,
+            deployments=deployments.store,
+            containers=containers.store,
+            revision_store=revision_source.store,
+            namespaces=namespaces.store,
+            host_views=self.container_reconciler.host_views,
+            expectations=self.deployment_controller.expectations,
+            tracker=deployment_tracker,
+            operator_class=settings.operator_class,
+        )
         self.host_controller = self.manager.add(
             Controller(
                 name="dockerhost",
@@ -176,6 +249,9 @@ class Operator:
                 tracker=host_tracker,
             )
         )
+
+    async def _reconcile_deployment(self, key: str) -> float | None:
+        return await self.deployment_reconciler.reconcile(key)
 
     # -- external events --------------------------------------------------------------------------------------
 

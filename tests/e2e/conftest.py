@@ -32,6 +32,7 @@ from dockyard_e2e import (
     session_labels,
 )
 
+from dockyard_operator.api import crds as crd_kinds
 from dockyard_operator.kube.client import KubeClient
 
 SELECTOR = f"{SESSION_LABEL}={SESSION}"
@@ -40,8 +41,8 @@ SELECTOR = f"{SESSION_LABEL}={SESSION}"
 @pytest.fixture(scope="session")
 def crds(devenv: Any) -> None:
     kubectl(devenv, "apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "manifests" / "crds"))
-    kubectl(devenv, "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/dockercontainers.dockyard.dev", "crd/dockerhosts.dockyard.dev")  # fmt: skip
+    names = [f"crd/{info.plural}.dockyard.dev" for info in crd_kinds.KINDS]
+    kubectl(devenv, "wait", "--for=condition=Established", "--timeout=60s", *names)
 
 
 @pytest.fixture(scope="session")

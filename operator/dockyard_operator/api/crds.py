@@ -10,7 +10,7 @@ from typing import Any, Final
 import yaml
 from pydantic import BaseModel
 
-from dockyard_operator.api import common, dockercontainer, dockerhost, schemas
+from dockyard_operator.api import common, dockercontainer, dockerdeployment, dockerhost, schemas
 
 CATEGORY: Final = "dockyard"
 
@@ -50,6 +50,8 @@ class KindInfo:
     status: type[BaseModel]
     spec_required: bool
     columns: tuple[PrinterColumn, ...]
+    scale: tuple[str, str, str] | None = None
+    """The scale subresource: (specReplicasPath, statusReplicasPath, labelSelectorPath)."""
 
 
 def _condition_status(condition_type: str) -> str:
@@ -109,7 +111,30 @@ DOCKER_HOST: Final = KindInfo(
     ),
 )
 
-KINDS: Final = (DOCKER_CONTAINER, DOCKER_HOST)
+DOCKER_DEPLOYMENT: Final = KindInfo(
+    kind=dockerdeployment.KIND,
+    plural="dockerdeployments",
+    short_names=("ddeploy",),
+    namespaced=True,
+    description=(
+        "Replicas of a DockerContainer template, spread over Docker hosts, with health-gated rolling updates, "
+        "revisions and rollback, like an apps/v1 Deployment. The replicas are DockerContainers it owns."
+    ),
+    spec=dockerdeployment.DockerDeploymentSpec,
+    status=dockerdeployment.DockerDeploymentStatus,
+    spec_required=True,
+    columns=(
+        PrinterColumn("Ready", "string", ".status.ready", "Ready replicas of the desired number."),
+        PrinterColumn("Up-to-date", "integer", ".status.updatedReplicas", "Replicas of the current template."),
+        PrinterColumn("Available", "integer", ".status.availableReplicas", "Replicas available to serve."),
+        _AGE,
+        PrinterColumn("Image", "string", ".spec.template.spec.image", "The template's image.", priority=1),
+        PrinterColumn("Selector", "string", ".status.selector", "The label selector of the replicas.", priority=1),
+    ),
+    scale=(".spec.replicas", ".status.replicas", ".status.selector"),
+)
+
+KINDS: Final = (DOCKER_CONTAINER, DOCKER_HOST, DOCKER_DEPLOYMENT)
 
 
 def build_crd(info: KindInfo) -> dict[str, Any]:
@@ -155,12 +180,24 @@ def build_crd(info: KindInfo) -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "schema": {"openAPIV3Schema": root},
-                    "subresources": {"status": {}},
+                    "subresources": _subresources(info),
                     "additionalPrinterColumns": [c.to_crd() for c in info.columns],
                 }
             ],
         },
     }
+
+
+def _subresources(info: KindInfo) -> dict[str, Any]:
+    subresources: dict[str, Any] = {"status": {}}
+    if info.scale is not None:
+        spec_path, status_path, selector_path = info.scale
+        subresources["scale"] = {
+            "specReplicasPath": spec_path,
+            "statusReplicasPath": status_path,
+            "labelSelectorPath": selector_path,
+        }
+    return subresources
 
 
 def crd_file_name(info: KindInfo) -> str:

@@ -15,6 +15,10 @@ UID: Final = PREFIX + "uid"
 NAMESPACE: Final = PREFIX + "namespace"
 NAME: Final = PREFIX + "name"
 SPEC_HASH: Final = PREFIX + "spec-hash"
+#: The DockerHost a container was created for. Two DockerHosts may reach the same daemon (two agents on one
+#: machine, a host registered twice): each one only ever sees its own containers. Set at create time and kept out
+#: of the spec hash, so containers from before it existed (without it) are neither recreated nor missed.
+HOST: Final = PREFIX + "host"
 
 #: Namespace label naming the operator class that serves the namespace's DockerContainers (default: dockyard).
 OPERATOR_CLASS: Final = PREFIX + "operator-class"

@@ -129,8 +129,10 @@ class Executor:
     async def _create(self, docker: DockerClient) -> Created:
         want = self._desired
         assert want is not None
+        body = want.create_body()
+        body["Labels"] = {**body["Labels"], labels.HOST: docker.host}
         try:
-            cid = await docker.create(name=want.container_name, config=want.create_body())
+            cid = await docker.create(name=want.container_name, config=body)
         except docker_errors.DockerConflictError as exc:
             raise StepFailed(
                 Failure(

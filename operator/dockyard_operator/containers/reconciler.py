@@ -385,8 +385,7 @@ class ContainerReconciler:
     async def _look(
         self, docker: DockerClient, uid: str, want: desired.DesiredContainer | None
     ) -> tuple[tuple[Found, ...], JSON | None]:
-        listed = await docker.list_containers(labels={labels.UID: uid})
-        found = tuple(Found.from_list(item) for item in listed)
+        found = tuple(Found.from_list(item) for item in await copies(docker, uid))
         current, _ = decisions.keeper(found, want.spec_hash if want is not None else None)
         if current is None:
             return found, None
@@ -400,7 +399,7 @@ class ContainerReconciler:
         docker = self._docker(host)
         if docker is None:
             return 0
-        listed = await docker.list_containers(labels={labels.UID: uid})
+        listed = await copies(docker, uid)
         for item in listed:
             cid = str(item["Id"])
             if item.get("State") == "running":
@@ -505,7 +504,7 @@ class ContainerReconciler:
             docker = self._docker(host) if view is not None and view.reachable else None
             if docker is None:
                 return None
-            return [(host, Found.from_list(i)) for i in await docker.list_containers(labels={labels.UID: uid})]
+            return [(host, Found.from_list(i)) for i in await copies(docker, uid)]
         found: list[tuple[str, Found]] = []
         if spec is None:
             return found
@@ -515,8 +514,15 @@ class ContainerReconciler:
         ):
             docker = self._docker(name)
             if docker is not None:
-                found += [(name, Found.from_list(i)) for i in await docker.list_containers(labels={labels.UID: uid})]
+                found += [(name, Found.from_list(i)) for i in await copies(docker, uid)]
         return found
+
+
+async def copies(docker: DockerClient, uid: str) -> list[JSON]:
+    """The containers of one DockerContainer on a host: its uid label, and this host's label (or none, from before
+    the host label existed) — a daemon reached as two DockerHosts shows each only its own."""
+    listed = await docker.list_containers(labels={labels.UID: uid})
+    return [c for c in listed if (c.get("Labels") or {}).get(labels.HOST) in (None, docker.host)]
 
 
 async def _no_secrets() -> list[JSON]:

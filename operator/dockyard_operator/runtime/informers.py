@@ -48,12 +48,20 @@ class SharedInformers:
         self._kube = kube
         self._namespaces: list[str | None] = list(namespaces) or [None]
         self._settings = settings
-        self._sources: dict[tuple[Resource, bool, str | None], Source] = {}
+        self._sources: dict[tuple[Resource, bool, str | None, str | None], Source] = {}
         self._started = False
 
-    def source(self, resource: Resource, *, metadata_only: bool = False, namespace: str | None = None) -> Source:
-        """The shared source of `resource`: every watched namespace, or just `namespace` when given."""
-        key = (resource, metadata_only, namespace)
+    def source(
+        self,
+        resource: Resource,
+        *,
+        metadata_only: bool = False,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> Source:
+        """The shared source of `resource`: every watched namespace, or just `namespace` when given; only objects
+        matching `label_selector` when given (the operator's own ControllerRevisions, not StatefulSets')."""
+        key = (resource, metadata_only, namespace, label_selector)
         existing = self._sources.get(key)
         if existing is not None:
             return existing
@@ -67,7 +75,12 @@ class SharedInformers:
             namespaces = self._namespaces
         informers = [
             Informer(
-                client=self._kube, resource=resource, namespace=ns, settings=self._settings, metadata_only=metadata_only
+                client=self._kube,
+                resource=resource,
+                namespace=ns,
+                settings=self._settings,
+                metadata_only=metadata_only,
+                label_selector=label_selector,
             )
             for ns in namespaces
         ]

@@ -24,7 +24,9 @@ def test_every_kind_has_status_subresource_columns_short_names_and_category() ->
     for info in crds.KINDS:
         crd = crds.build_crd(info)
         version = crd["spec"]["versions"][0]
-        assert version["subresources"] == {"status": {}}
+        assert version["subresources"]["status"] == {}
+        if info.scale is not None:  # `kubectl scale`, HPA and KEDA work on it
+            assert version["subresources"]["scale"]["labelSelectorPath"] == ".status.selector"
         assert version["additionalPrinterColumns"]
         assert crd["spec"]["names"]["shortNames"]
         assert crd["spec"]["names"]["categories"] == ["dockyard"]
