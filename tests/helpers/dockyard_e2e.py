@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -216,6 +217,78 @@ class OperatorProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+# ------------------------------------------------------------------------------------------------ agents
+
+
+class Agent:
+    """A real dockyard-agent process, started as `dockyard host join` prints it."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.argv, self.env, self.log = argv, env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+def join_tunnel_host(devenv: Any, operator: Any, name: str, labels: dict[str, str], workdir: Path) -> Agent:
+    """Create a tunnel DockerHost of the session, `dockyard host join` it, start its agent on the private dockerd
+    (several hosts may share that daemon: each sees only its own containers)."""
+    kubectl(devenv, "apply", "-f", "-", stdin=json.dumps(host_manifest(name, {"tunnel": {}}, labels=labels)))
+    workdir.mkdir(parents=True, exist_ok=True)
+    token_file = workdir / f"{name}.token"
+
+    def join() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dockyard_operator", "host", "join", name, "--token-file", str(token_file),
+             "--kubeconfig", str(devenv.kubeconfig), "--operator-namespace", operator.operator_namespace],
+            capture_output=True, text=True, env=devenv.env, check=False, timeout=60,
+        )  # fmt: skip
+
+    deadline = time.monotonic() + 30
+    res = join()
+    while res.returncode != 0 and time.monotonic() < deadline:  # the token Secret appears within a reconcile
+        time.sleep(0.2)
+        res = join()
+    assert res.returncode == 0, res.stderr
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    command = next(line for line in res.stdout.splitlines() if line.startswith("dockyard-agent "))
+    assert token not in res.stdout, "the join command must never contain the token"
+    argv = shlex.split(command)
+    argv[argv.index("--token-file") + 1] = str(token_file)
+    argv = [sys.executable, "-m", "dockyard_tunnel.agent", *argv[1:], "--docker-socket", devenv.docker_host]
+    agent = Agent(argv, devenv.env, workdir / f"{name}.agent.log")
+    agent.start()
+    return agent
+
+
+def leave_tunnel_host(devenv: Any, name: str, agent: Agent) -> None:
+    """Delete what runs on the host while its agent runs (a dead host would hold finalizers), then the host."""
+    if agent.proc is None or agent.proc.poll() is not None:
+        agent.start()
+    objs = json.loads(kubectl(devenv, "get", "dockercontainers", "-A", "-o", "json").stdout)["items"]
+    for obj in objs:
+        if name in ((obj["spec"].get("hostRef") or {}).get("name"), (obj.get("status") or {}).get("host")):
+            meta = obj["metadata"]
+            kubectl(devenv, "delete", "dockercontainer", meta["name"], "-n", meta["namespace"], "--timeout=60s",
+                    "--ignore-not-found")  # fmt: skip
+    kubectl(devenv, "delete", "dockerhost", name, "--timeout=60s")
+    agent.stop()
 
 
 # ------------------------------------------------------------------------------------------ session-end check

@@ -298,3 +298,111 @@ def container_object(name: str, spec: Mapping[str, Any], *, namespace: str = "ap
         "spec": {"image": "dockyard-test/busybox:1", **spec},
         "status": dict(status or {}),
     }
+
+
+class FakeApi:
+    """An API server of several resources for controller tests: create (generateName too), get, delete and merge
+    patches, each landing in that resource's informer store — at once, or only on `deliver()` for the resources
+    listed in `slow` (a deliberately slow watch)."""
+
+    def __init__(self, stores: Mapping[str, Store], *, slow: Iterable[str] = ()) -> None:
+        self.stores = dict(stores)
+        self.slow = set(slow)
+        self.objects: dict[tuple[str, str], JSON] = {}
+        self.pending: list[tuple[str, str, JSON | None]] = []
+        self.calls: list[tuple[str, str, str]] = []
+        self._ids = itertools.count(1)
+
+    def _land(self, plural: str, key: str, obj: JSON | None) -> None:
+        if plural in self.slow:
+            self.pending.append((plural, key, copy.deepcopy(obj)))
+            return
+        self._apply(plural, key, obj)
+
+    def _apply(self, plural: str, key: str, obj: JSON | None) -> None:
+        store = self.stores.get(plural)
+        if store is None:
+            return
+        if obj is None:
+            store.delete(key)
+        else:
+            store.put(copy.deepcopy(obj))
+
+    def deliver(self) -> None:
+        for plural, key, obj in self.pending:
+            self._apply(plural, key, obj)
+        self.pending.clear()
+
+    def put(self, plural: str, obj: JSON) -> JSON:
+        obj = copy.deepcopy(obj)
+        meta = obj["metadata"]
+        meta.setdefault("uid", f"uid-{meta['name']}")
+        meta["resourceVersion"] = str(next(self._ids))
+        meta.setdefault("creationTimestamp", "2026-12-01T11:00:00Z")
+        key = object_key(obj)
+        self.objects[(plural, key)] = obj
+        self._apply(plural, key, obj)
+        return obj
+
+    async def create(self, resource: Resource, body: JSON, *, namespace: str | None = None) -> JSON:
+        obj = copy.deepcopy(body)
+        meta = obj["metadata"]
+        if "name" not in meta:
+            meta["name"] = f"{meta.pop('generateName')}{next(self._ids):05d}"
+        key = object_key(obj)
+        if (resource.plural, key) in self.objects:
+            raise kube_errors.ConflictError(409, "AlreadyExists", f"{key} already exists")
+        meta["uid"] = f"uid-{meta['name']}"
+        meta["resourceVersion"] = str(next(self._ids))
+        meta["creationTimestamp"] = "2026-12-01T12:00:00Z"
+        self.objects[(resource.plural, key)] = obj
+        self.calls.append(("create", resource.plural, meta["name"]))
+        self._land(resource.plural, key, obj)
+        return copy.deepcopy(obj)
+
+    async def create_with_raw_data(self, resource: Resource, body: JSON, *, namespace: str | None = None) -> JSON:
+        return await self.create(resource, body, namespace=namespace)
+
+    async def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> JSON:
+        key = f"{namespace}/{name}" if namespace else name
+        found = self.objects.get((resource.plural, key))
+        if found is None:
+            raise kube_errors.NotFoundError(404, "NotFound", f"{key} not found")
+        return copy.deepcopy(found)
+
+    async def delete(self, resource: Resource, name: str, *, namespace: str | None = None) -> JSON:
+        key = f"{namespace}/{name}" if namespace else name
+        found = self.objects.pop((resource.plural, key), None)
+        if found is None:
+            raise kube_errors.NotFoundError(404, "NotFound", f"{key} not found")
+        self.calls.append(("delete", resource.plural, name))
+        self._land(resource.plural, key, None)
+        return found
+
+    async def merge_patch(self, resource: Resource, name: str, patch: JSON, *, namespace: str | None = None,
+                          subresource: str | None = None) -> JSON:  # fmt: skip
+        key = f"{namespace}/{name}" if namespace else name
+        current = self.objects.get((resource.plural, key))
+        if current is None:
+            raise kube_errors.NotFoundError(404, "NotFound", f"{key} not found")
+        wanted = (patch.get("metadata") or {}).get("resourceVersion")
+        if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
+            raise kube_errors.ConflictError(409, "Conflict", "modified")
+        obj = _merge(copy.deepcopy(current), {k: v for k, v in patch.items()})
+        obj["metadata"]["resourceVersion"] = str(next(self._ids))
+        self.objects[(resource.plural, key)] = obj
+        self.calls.append(("patch", resource.plural, name))
+        self._land(resource.plural, key, obj)
+        return copy.deepcopy(obj)
+
+
+def _merge(target: JSON, patch: Mapping[str, Any]) -> JSON:
+    """RFC 7386 merge patch."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            target[key] = _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+    return target

@@ -108,21 +108,30 @@ def available(replica: Replica, *, min_ready_seconds: int, now: datetime.datetim
 def removal_order(replicas: Iterable[Replica], *, min_ready_seconds: int, now: datetime.datetime,
                   per_host: Counter[str]) -> list[Replica]:  # fmt: skip
     """The order replicas are removed in, cheapest first (a ReplicaSet's ActivePods ranking): not placed, then not
-    ready, then not yet available, then ready the shortest time, on the host with the most replicas, newest."""
+    ready, then not yet available, then on the host that has the most replicas *at that point* (so a scale-down
+    keeps the spread), then ready the shortest time, newest."""
+    remaining = list(replicas)
+    counts = Counter(per_host)
+    ordered: list[Replica] = []
+    while remaining:
 
-    def rank(r: Replica) -> tuple[object, ...]:
-        since = r.ready_since or r.created
-        return (
-            r.host is not None,
-            r.ready,
-            available(r, min_ready_seconds=min_ready_seconds, now=now),
-            -since.timestamp(),
-            -per_host[r.host or ""],
-            -r.created.timestamp(),
-            r.name,
-        )
+        def rank(r: Replica) -> tuple[object, ...]:
+            since = r.ready_since or r.created
+            return (
+                r.host is not None,
+                r.ready,
+                available(r, min_ready_seconds=min_ready_seconds, now=now),
+                -counts[r.host or ""],
+                -since.timestamp(),
+                -r.created.timestamp(),
+                r.name,
+            )
 
-    return sorted(replicas, key=rank)
+        pick = min(remaining, key=rank)
+        remaining.remove(pick)
+        ordered.append(pick)
+        counts[pick.host or ""] -= 1
+    return ordered
 
 
 def decide(f: Facts) -> Plan:

@@ -220,6 +220,14 @@ class DeploymentReconciler:
         name = revisions.revision_name(meta["name"], hash_)
         current = next((r for r in existing if r["metadata"]["name"] == name), None)
         newest = max((revisions.revision_number(r) for r in existing), default=0)
+        if current is not None and revisions.revision_number(current) < newest:
+            # A rollback to an older template: it becomes the newest revision, as a fresh object with the same
+            # name and the next number (the number cannot simply be patched on objects from before the data was
+            # stored canonically; see KubeClient.create_with_raw_data).
+            self._log.info("template of an older revision is current again", revision=name, number=newest + 1)
+            with contextlib.suppress(kube_errors.NotFoundError):
+                await self._kube.delete(CONTROLLERREVISIONS, name, namespace=meta["namespace"])
+            current = None
         if current is None:
             body: JSON = {
                 "apiVersion": "apps/v1",
@@ -234,13 +242,9 @@ class DeploymentReconciler:
                 "revision": newest + 1,
             }
             try:
-                current = await self._kube.create(CONTROLLERREVISIONS, body, namespace=meta["namespace"])
+                current = await self._kube.create_with_raw_data(CONTROLLERREVISIONS, body, namespace=meta["namespace"])
             except kube_errors.ConflictError:
                 current = await self._kube.get(CONTROLLERREVISIONS, name, namespace=meta["namespace"])
-        elif revisions.revision_number(current) < newest:
-            current = await self._kube.merge_patch(
-                CONTROLLERREVISIONS, name, {"revision": newest + 1}, namespace=meta["namespace"]
-            )
         number = str(revisions.revision_number(current))
         if (meta.get("annotations") or {}).get(revisions.REVISION_ANNOTATION) != number:
             patch = {"metadata": {"annotations": {revisions.REVISION_ANNOTATION: number}}}

@@ -202,6 +202,18 @@ class KubeClient:
     async def create(self, resource: Resource, body: JSON, *, namespace: str | None = None) -> JSON:
         return await self.request("POST", resource.path(namespace=namespace), body=body)
 
+    async def create_with_raw_data(self, resource: Resource, body: JSON, *, namespace: str | None = None) -> JSON:
+        """Create an object that embeds raw JSON (a ControllerRevision's `data`), in the API server's canonical form.
+
+        The server keeps such a field as the exact bytes it received and compares them byte for byte on every
+        update: bytes in our serializer's form (spaces, insertion-ordered keys) make any later patch of the object
+        — even the garbage collector removing an ownerReference — fail with "data: field is immutable". Sent as
+        YAML (JSON is YAML), the server converts it with Go's encoder, so the stored bytes are canonical.
+        """
+        return await self.request(
+            "POST", resource.path(namespace=namespace), body=json.dumps(body).encode(), content_type="application/yaml"
+        )
+
     async def replace(self, resource: Resource, name: str, body: JSON, *, namespace: str | None = None) -> JSON:
         return await self.request("PUT", resource.path(namespace=namespace, name=name), body=body)
 

@@ -194,3 +194,10 @@ def test_replicas_on_a_host_that_is_gone_are_replaced() -> None:
     plan = run(spec(replicas=2), [replica("r1"), replica("r2", host="b", lost_host=True)])
     assert plan.delete == ("r2",)
     assert len(plan.create) == 1
+
+
+def test_scaling_down_keeps_the_spread() -> None:
+    replicas = [replica(f"a{i}", host="a") for i in range(3)] + [replica(f"b{i}", host="b") for i in range(3)]
+    plan = run(spec(replicas=2), replicas)
+    remaining = [r.host for r in replicas if r.name not in plan.delete]
+    assert sorted(h or "" for h in remaining) == ["a", "b"]
