@@ -13,8 +13,11 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.resources import DOCKERCONTAINERS, DOCKERHOSTS, Resource
@@ -81,6 +84,31 @@ def kubectl(devenv: Any, *args: str, check: bool = True, stdin: str | None = Non
     if check and res.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
     return res
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    """The pinned kubectl against the dev environment's API server."""
+
+    binary: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.binary), *args],
+            input=stdin,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}{result.stdout}")
+        return result
+
+    def create(self, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return self.run("create", "-o", "json", "-f", "-", stdin=json.dumps(obj), check=False)
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 30, what: str = "") -> T:

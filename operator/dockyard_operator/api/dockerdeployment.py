@@ -18,6 +18,8 @@ from dockyard_operator.api.dockercontainer import DockerContainerSpec, RestartPo
 KIND: Final = "DockerDeployment"
 
 INT_OR_PERCENT_PATTERN: Final = r"^([0-9]+|[0-9]+%)$"
+AT_MOST_ALL_PATTERN: Final = r"^([0-9]+|([0-9]|[1-9][0-9]|100)%)$"
+"""A count, or a percentage of at most 100%: more than all replicas cannot be unavailable."""
 
 
 def _int_or_percent_text(value: object) -> object:
@@ -30,26 +32,43 @@ def _int_or_percent_text(value: object) -> object:
 def _check_int_or_percent(value: str) -> str:
     if not re.fullmatch(INT_OR_PERCENT_PATTERN, value):
         raise ValueError(f"must be a non-negative integer or a percentage like 25%, not {value!r}")
-    if value.endswith("%") and int(value[:-1]) > 100:
+    return value
+
+
+def _check_at_most_all(value: str) -> str:
+    _check_int_or_percent(value)
+    if not re.fullmatch(AT_MOST_ALL_PATTERN, value):
         raise ValueError(f"a percentage must be at most 100%, not {value!r}")
     return value
+
+
+def _int_or_percent_schema(pattern: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "x-kubernetes-int-or-string": True,
+            "pattern": pattern,
+            "maxLength": 8,
+        }
+    )
 
 
 IntOrPercent = Annotated[
     str,
     BeforeValidator(_int_or_percent_text),
     AfterValidator(_check_int_or_percent),
-    WithJsonSchema(
-        {
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "x-kubernetes-int-or-string": True,
-            "pattern": INT_OR_PERCENT_PATTERN,
-            "maxLength": 8,
-        }
-    ),
+    _int_or_percent_schema(INT_OR_PERCENT_PATTERN),
 ]
 """An absolute number of replicas (`1`) or a percentage of the desired replicas (`"25%"`), as Kubernetes'
-intstr.IntOrString."""
+intstr.IntOrString. A surge may exceed 100% (Kubernetes allows it: `200%` triples the replicas mid-rollout)."""
+
+UnavailablePercent = Annotated[
+    str,
+    BeforeValidator(_int_or_percent_text),
+    AfterValidator(_check_at_most_all),
+    _int_or_percent_schema(AT_MOST_ALL_PATTERN),
+]
+"""As IntOrPercent, with a percentage of at most 100% (Kubernetes refuses more for maxUnavailable)."""
 
 
 def _zero(value: str) -> bool:
@@ -71,7 +90,7 @@ class RollingUpdate(common.ApiModel):
     """Replicas that may run above the desired number during an update: a number or a percentage of the desired
     replicas, rounded up. Default 25%."""
 
-    max_unavailable: IntOrPercent = "25%"
+    max_unavailable: UnavailablePercent = "25%"
     """Replicas that may be unavailable during an update: a number or a percentage of the desired replicas,
     rounded down. Default 25%. maxSurge and maxUnavailable may not both be zero."""
 
@@ -196,7 +215,7 @@ class DockerDeploymentSpec(common.ApiModel):
     template: ContainerTemplate
     """The replicas' metadata and DockerContainer spec. A change starts a rollout."""
 
-    strategy: DeploymentStrategy = Field(default_factory=DeploymentStrategy)
+    strategy: DeploymentStrategy = Field(default_factory=DeploymentStrategy, json_schema_extra={"default": {}})
     """How replicas are replaced when the template changes."""
 
     min_ready_seconds: int = Field(default=0, ge=0, le=86400)
@@ -212,7 +231,7 @@ class DockerDeploymentSpec(common.ApiModel):
     paused: bool = False
     """A paused DockerDeployment keeps its replicas but does not roll out template changes."""
 
-    spread: Spread = Field(default_factory=Spread)
+    spread: Spread = Field(default_factory=Spread, json_schema_extra={"default": {}})
     """How replicas are spread over the hosts template.spec.hostSelector matches."""
 
     host_failure_tolerance_seconds: int = Field(default=300, ge=0, le=86400)

@@ -80,6 +80,7 @@ def _resolve(node: Mapping[str, Any], *, definitions: Mapping[str, Any], where: 
 def _rewrite(node: Mapping[str, Any], *, definitions: Mapping[str, Any], where: str) -> dict[str, Any]:
     resolved = _resolve(node, definitions=definitions, where=where)
     out: dict[str, Any] = {}
+    empty_object_default = False
     for key, value in resolved.items():
         if key in _DROPPED_KEYWORDS:
             continue
@@ -94,9 +95,13 @@ def _rewrite(node: Mapping[str, Any], *, definitions: Mapping[str, Any], where: 
         elif key == "items":
             out[key] = _rewrite(value, definitions=definitions, where=f"{where}[]")
         elif key == "default":
-            # None, [] and {} are "unset": writing them into every stored object only adds noise.
+            # None, [] and {} are "unset": writing them into every stored object only adds noise. The exception,
+            # kept below: {} on an object whose fields have defaults, which is how the API server learns to fill
+            # them in when the object itself is left out (as `strategy` of a Deployment reads back filled in).
             if value not in (None, [], {}):
                 out[key] = value
+            elif value == {}:
+                empty_object_default = True
         elif key == "description":
             out[key] = _unwrap(value)
         elif key == "format":
@@ -117,6 +122,8 @@ def _rewrite(node: Mapping[str, Any], *, definitions: Mapping[str, Any], where: 
     for name, sub in out.get("properties", {}).items():
         if not sub.get("description"):
             raise SchemaError(f"{where}.{name}: no description (every field needs a docstring)")
+    if empty_object_default and any("default" in sub for sub in out.get("properties", {}).values()):
+        out["default"] = {}
     return out
 
 

@@ -10,75 +10,22 @@ import asyncio
 import copy
 import json
 import ssl
-import subprocess
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pydantic
 import pytest
-from dockyard_e2e import CLASS_LABEL, INERT_CLASS, SESSION, SESSION_LABEL, session_labels
+from dockyard_e2e import INERT_CLASS, Kubectl, session_labels
 from kubernetes_asyncio import client as kube_client
 from kubernetes_asyncio import config as kube_config
 
-from dockyard_operator.api import crds, dockercontainer, dockerhost
+from dockyard_operator.api import dockercontainer, dockerhost
 
 pytestmark = pytest.mark.kube
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@dataclass(frozen=True)
-class Kubectl:
-    """The pinned kubectl against the dev environment's API server."""
-
-    binary: Path
-    env: dict[str, str]
-
-    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(self.binary), *args],
-            input=stdin,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            pytest.fail(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}{result.stdout}")
-        return result
-
-    def create(self, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-        return self.run("create", "-o", "json", "-f", "-", stdin=json.dumps(obj), check=False)
-
-
-@pytest.fixture(scope="module")
-def kubectl(devenv: Any) -> Kubectl:
-    """kubectl with the CRDs applied (from manifests/crds, through its kustomization) and Established."""
-    k = Kubectl(binary=devenv.kubectl, env=devenv.env)
-    k.run("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "manifests" / "crds"))
-    for info in crds.KINDS:
-        k.run("wait", "--for=condition=Established", "--timeout=60s", f"crd/{info.plural}.dockyard.dev")
-    return k
-
-
-@pytest.fixture(scope="module")
-def namespace(kubectl: Kubectl) -> Iterator[str]:
-    """A namespace of a class no operator serves: these objects are only validated, never reconciled."""
-    name = f"crd-test-{uuid.uuid4().hex[:8]}"
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": session_labels(**{CLASS_LABEL: INERT_CLASS})},
-    }
-    kubectl.run("create", "-f", "-", stdin=json.dumps(manifest))
-    yield name
-    kubectl.run("delete", "namespace", name, "--timeout=120s")
-    kubectl.run("delete", "dockerhosts", "-l", f"{SESSION_LABEL}={SESSION}", "--timeout=60s")
 
 
 def _unique(prefix: str) -> str:
