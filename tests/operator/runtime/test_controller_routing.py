@@ -75,7 +75,7 @@ async def _nothing(key: str) -> float | None:
 
 def controller(src: Source, **kw: Any) -> Controller:
     return Controller(name="test", kind="Parent", for_=src, reconcile=kw.pop("reconcile", _nothing),
-                      clock=FakeClock(), **kw)  # fmt: skip
+                      clock=kw.pop("clock", None) or FakeClock(), **kw)  # fmt: skip
 
 
 def queued(c: Controller) -> list[str]:
@@ -142,6 +142,29 @@ async def test_read_your_writes_gives_up_after_the_timeout() -> None:
     assert calls == ["ns/a"]
 
 
+async def test_a_write_whose_echo_came_before_its_response_does_not_stall_the_next_reconcile() -> None:
+    """Both arrive on one event loop: the watch event of our status patch can be handled first, and a user's edit
+    right after it hides it from the cache. The tracker must not then wait out its timeout for an event that has
+    already passed (it did: a rollout sat still for 5 s after every template change that raced a status write)."""
+    src, informer = source()
+    calls: list[str] = []
+
+    async def reconcile(key: str) -> float | None:
+        calls.append(key)
+        return None
+
+    tracker = WriteTracker(timeout=5.0)
+    c = controller(src, reconcile=reconcile, tracker=tracker)
+    feed(informer, "ADDED", obj("a", "10"))
+    feed(informer, "MODIFIED", obj("a", "11", status={"phase": "Running"}))  # the echo of our write...
+    tracker.wrote("ns/a", "11")  # ...handled before the patch's own response
+    feed(informer, "MODIFIED", obj("a", "12", image="b"))  # and a user's edit on top
+    queued(c)
+    assert await c._reconcile("ns/a") is None
+    assert calls == ["ns/a"]
+    assert tracker.pending == 0
+
+
 async def test_children_wake_their_owner_and_lower_its_expectations() -> None:
     parents, parent_informer = source()
     children, child_informer = source()
@@ -193,6 +216,26 @@ async def test_watches_map_through_an_index_not_a_scan() -> None:
     feed(host_informer, "MODIFIED", {"metadata": {"name": "h1", "resourceVersion": "5"}, "spec": {}})
     assert queued(c) == ["ns/c0", "ns/c1", "ns/c2"]
     assert looked_at == ["h1"]
+
+
+async def test_a_delayed_watch_turns_a_burst_into_one_wake() -> None:
+    """A host's container count: 50 placements within the delay wake the host once, after the delay."""
+    containers, container_informer = source()
+    hosts, _ = source(DOCKERHOSTS)
+
+    def to_host(event: str, new: JSON, old: JSON | None) -> list[str]:
+        return ["h1"]
+
+    clock = FakeClock()
+    c = controller(hosts, watches=[Watch(containers, to_host, delay=1.0)], clock=clock)
+    for i in range(50):
+        feed(container_informer, "ADDED", obj(f"c{i}"))
+        clock.advance(0.01)
+    assert queued(c) == [], "nothing at once"
+    clock.advance(1.0)
+    assert queued(c) == ["h1"]
+    clock.advance(5.0)
+    assert queued(c) == [], "once"
 
 
 async def test_expectations_expire_so_a_lost_event_cannot_block_forever() -> None:
