@@ -77,6 +77,15 @@ def _deployment_of(obj: JSON) -> list[str]:
     return [f"{meta.get('namespace')}/{owner}"] if owner else []
 
 
+#: Seconds spent at shutdown sending Events still queued (a lost Event is acceptable, a hung shutdown is not).
+EVENT_DRAIN_TIMEOUT = 3.0
+#: Seconds a DockerDeployment waits after a replica changes before it looks (coalesces a rollout's bursts; a
+#: rollout step is seconds long, so this costs it little and saves most of its status writes).
+REPLICA_CHANGE_DELAY = 0.2
+#: Seconds a host's status waits after a DockerContainer arrives on or leaves it (coalesces bursts).
+HOST_COUNT_DELAY = 1.0
+
+
 def _placement_changes(event: str, obj: JSON, old: JSON | None) -> list[str]:
     """DockerHosts whose container count a DockerContainer event changes: the host it left and the one it is on."""
     now = None if event == "DELETED" else (obj.get("status") or {}).get("host")
@@ -134,7 +143,7 @@ class Operator:
         # Only the ControllerRevisions of DockerDeployments (a label selector): not StatefulSets' or DaemonSets'.
         revision_source = informers.source(CONTROLLERREVISIONS, label_selector=revisions.DEPLOYMENT_LABEL)
         revision_source.add_index(BY_DEPLOYMENT, _deployment_of)
-        recorder = EventRecorder(client=kube, instance=self.identity)
+        recorder = self.recorder = EventRecorder(client=kube, instance=self.identity)
 
         container_tracker, host_tracker = WriteTracker(), WriteTracker()
         self.container_reconciler = ContainerReconciler(
@@ -213,7 +222,7 @@ class Operator:
                 kind="DockerDeployment",
                 for_=deployments,
                 reconcile=self._reconcile_deployment,
-                owns=[Owns(containers)],
+                owns=[Owns(containers, delay=REPLICA_CHANGE_DELAY)],
                 watches=[
                     # A host appearing, connecting or leaving may let replicas be placed (hostSelector templates).
                     Watch(dockerhosts, placing_by_selector, intent_changed),
@@ -243,7 +252,8 @@ class Operator:
                 kind="DockerHost",
                 for_=dockerhosts,
                 reconcile=self.host_reconciler.reconcile,
-                watches=[Watch(containers, _placement_changes)],
+                # The count in a host's status is a summary: a burst of 100 placements is one status write.
+                watches=[Watch(containers, _placement_changes, delay=HOST_COUNT_DELAY)],
                 workers=1,
                 metrics=self.metrics,
                 tracker=host_tracker,
@@ -306,6 +316,7 @@ class Operator:
                 self.manager.informers.start(group)
                 await self.manager.informers.wait_synced()
                 await self.host_reconciler.load_tokens()
+                group.create_task(self.recorder.run())
                 self.manager.start_controllers(group)
                 log.info("caches synced; workers running", containers=len(self._containers))
                 self.started.set()
@@ -315,6 +326,7 @@ class Operator:
         finally:
             self.started.clear()
             self.manager.shut_down()
+            await self.recorder.drain(timeout=EVENT_DRAIN_TIMEOUT)
             await self.hosts.close()
             if self.tunnel is not None:
                 await self.tunnel.stop()

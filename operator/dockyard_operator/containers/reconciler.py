@@ -194,9 +194,10 @@ class ContainerReconciler:
             )
             await self._status.write(obj, plan.status)
             return None
-        if await finalizers.add(self._kube, DOCKERCONTAINERS, obj, deletion.FINALIZER, self._tracker):
-            return None  # the watch brings the updated object, and with it the next reconcile
-        return await self._sync(obj, dc)
+        # Go on with the object as stored: waiting for the watch event would cost every new container a queue
+        # round (a second or more when the queue is busy), and the response is at least as new as that event.
+        added = await finalizers.add(self._kube, DOCKERCONTAINERS, obj, deletion.FINALIZER, self._tracker)
+        return await self._sync(added or obj, dc)
 
     async def _write(self, obj: JSON, plan: Plan, *, claim: bool = False) -> JSON:
         response = await self._status.write(obj, plan.status, claim=claim)

@@ -19,7 +19,7 @@ import structlog
 
 from dockyard_operator.api.common import LabelSelector
 from dockyard_operator.api.dockerdeployment import DockerDeployment, DockerDeploymentStatus
-from dockyard_operator.containers import indexing, scheduling
+from dockyard_operator.containers import deletion, indexing, scheduling
 from dockyard_operator.deployments import decisions, revisions
 from dockyard_operator.deployments.decisions import Facts, HostPort, HostSlot, Replica
 from dockyard_operator.hosts import classes
@@ -140,6 +140,7 @@ class DeploymentReconciler:
             self._log.warning("cannot read a DockerDeployment", key=key, error=str(exc))
             return None
         if not self._expectations.satisfied(key):
+            self._log.debug("waiting for the cache to show our creations and deletions", key=key)
             return None  # the informer has not shown our last creations/deletions yet; their events wake us
         owned = await self._claim(obj, deployment)
         spec = deployment.spec
@@ -347,6 +348,8 @@ class DeploymentReconciler:
                     "labels": {**template.metadata.labels, revisions.TEMPLATE_HASH_LABEL: hash_},
                     "annotations": {**template.metadata.annotations, revisions.REVISION_ANNOTATION: str(revision)},
                     "ownerReferences": [_owner_ref(obj)],
+                    # Born with the DockerContainer controller's finalizer: one write less per replica.
+                    "finalizers": [deletion.FINALIZER],
                 },
                 "spec": spec,
             }

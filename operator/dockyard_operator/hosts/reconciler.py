@@ -100,7 +100,7 @@ class HostReconciler:
             return None
         if obj["metadata"].get("deletionTimestamp"):
             return await self._drain(obj)
-        if await finalizers.add(self._kube, DOCKERHOSTS, obj, reporting.FINALIZER, self._tracker):
+        if await finalizers.add(self._kube, DOCKERHOSTS, obj, reporting.FINALIZER, self._tracker) is not None:
             return None
         generation = obj["metadata"].get("generation")
         current = self._status.read(obj)

@@ -40,8 +40,9 @@ class WatchSettings:
     timeout_seconds: int = 300
     """Ask the server to end each watch after this long; we resume at once. Bounds a stuck request's life."""
 
-    inactivity_timeout: float = 70.0
-    """The API server sends a bookmark about once a minute; 70 s of total silence means the stream is dead."""
+    inactivity_timeout: float = 130.0
+    """The API server sends a bookmark about once a minute; two missed ones plus a margin mean the stream is dead.
+    (70 s was too tight: on a busy 2-core machine quiet watches, Secrets and ConfigMaps, hit it every minute.)"""
 
     backoff_initial: float = 0.1
     """First pause after a failed list or watch (seconds)."""

@@ -7,7 +7,11 @@ default is none at all, which lets a half-open connection hang a caller forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import json
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -45,6 +49,44 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,ap
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
+def proxy_from_environment(server: str) -> str | None:
+    """The proxy for `server` from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (either case), resolved once at start-up as
+    client-go's ProxyFromEnvironment does; None when there is none or NO_PROXY covers the host."""
+    url = urllib.parse.urlsplit(server)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(url.scheme or "https")
+    if not proxy or not url.hostname:
+        return None
+    if _no_proxy_covers(url.hostname, proxies.get("no", "")):
+        return None
+    return proxy
+
+
+def _no_proxy_covers(host: str, no_proxy: str) -> bool:
+    """NO_PROXY's rules as Go reads them: `*`, a domain (and its subdomains), an IP or a CIDR (ports ignored)."""
+    host = host.lower().strip("[]")
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for raw in no_proxy.split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        if address is not None and "/" in entry:
+            with contextlib.suppress(ValueError):
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            continue
+        entry = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry
+        entry = entry.strip("[]").lstrip(".")
+        if host == entry or host.endswith("." + entry):
+            return True
+    return False
+
+
 class KubeClient:
     """The operator's handle on one API server."""
 
@@ -67,7 +109,14 @@ class KubeClient:
                 await k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
         except (ConfigException, OSError) as exc:
             raise errors.KubeError(f"cannot load Kubernetes credentials: {exc}") from exc
-        return cls(k8s_client.ApiClient(cfg))
+        if cfg.proxy is None:
+            cfg.proxy = proxy_from_environment(str(cfg.host))
+        api = k8s_client.ApiClient(cfg)
+        # kubernetes_asyncio opens its session with trust_env=True, which makes aiohttp read ~/.netrc and the proxy
+        # variables in a worker thread on every single request (two thread hops per call; a tenth of the operator's
+        # CPU in a rollout). The proxy was resolved once above, as client-go does; netrc has no place here.
+        api.rest_client.pool_manager._trust_env = False
+        return cls(api)
 
     @property
     def server(self) -> str:

@@ -3,11 +3,18 @@
 A repeated event (same object, reason, type and note) within `series_window` does not create a new object: the
 existing one gets a `series` count, as client-go's recorder does, so a crash-looping container cannot flood etcd.
 Recording never raises: losing an Event must not fail a reconcile.
+
+While `run()` is running, `record()` only queues the Event and a background writer sends it, as client-go's
+broadcaster does: a reconcile never waits for an Event's round trip (a replica's life is six Events; written
+inline they were a third of a rollout's API time). The queue is bounded; when it is full the Event is dropped
+with a warning, never the reconcile delayed. Without a running writer (`dockyard` CLI, tests) it writes inline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import dataclasses
 import datetime
 import secrets
@@ -39,6 +46,16 @@ class _Seen:
     last: float
 
 
+@dataclasses.dataclass(frozen=True)
+class _Pending:
+    obj: JSON
+    reason: str
+    note: str
+    type_: str
+    action: str
+    when: str
+
+
 class EventRecorder:
     """Writes Events about objects; cheap to call from reconcilers."""
 
@@ -49,6 +66,7 @@ class EventRecorder:
         instance: str,
         series_window: float = 600.0,
         cache_size: int = 4096,
+        queue_size: int = 1000,
     ) -> None:
         self._client = client
         self._instance = instance[:128]
@@ -56,9 +74,43 @@ class EventRecorder:
         self._cache_size = cache_size
         self._seen: collections.OrderedDict[tuple[str, str, str, str], _Seen] = collections.OrderedDict()
         self._log = structlog.get_logger("dockyard.events")
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_size)
+        self._running = False
         self.written = 0
+        self.dropped = 0
 
     async def record(self, obj: JSON, *, reason: str, note: str, type_: str = "Normal", action: str = "") -> None:
+        pending = _Pending(obj=obj, reason=reason, note=note, type_=type_, action=action, when=micro_time())
+        if not self._running:
+            await self._write(pending)
+            return
+        try:
+            self._queue.put_nowait(pending)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self._log.warning("event queue full; dropping an event", reason=reason, object=_name(obj))
+
+    async def run(self) -> None:
+        """Send queued Events until cancelled (one writer: a series count needs its first Event's name)."""
+        self._running = True
+        try:
+            while True:
+                pending = await self._queue.get()
+                await self._write(pending)
+        finally:
+            self._running = False
+
+    async def drain(self, timeout: float) -> None:
+        """Send what is still queued (at shutdown, after run() was cancelled), giving up after `timeout`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while not self._queue.empty():
+                    await self._write(self._queue.get_nowait())
+        if not self._queue.empty():
+            self._log.warning("events not sent at shutdown", count=self._queue.qsize())
+
+    async def _write(self, pending: _Pending) -> None:
+        obj, reason, note, type_, action = pending.obj, pending.reason, pending.note, pending.type_, pending.action
         meta = obj.get("metadata") or {}
         uid = str(meta.get("uid", ""))
         note = note[:1024]  # the API caps note at 1 kB
@@ -70,7 +122,7 @@ class EventRecorder:
                 seen.count += 1
                 seen.last = now
                 self._seen.move_to_end(key)
-                patch = {"series": {"count": seen.count, "lastObservedTime": micro_time()}}
+                patch = {"series": {"count": seen.count, "lastObservedTime": pending.when}}
                 await self._client.merge_patch(EVENTS, seen.name, patch, namespace=seen.namespace)
             else:
                 namespace = meta.get("namespace") or "default"
@@ -79,7 +131,7 @@ class EventRecorder:
                     "apiVersion": "events.k8s.io/v1",
                     "kind": "Event",
                     "metadata": {"name": name, "namespace": namespace},
-                    "eventTime": micro_time(),
+                    "eventTime": pending.when,
                     "reportingController": REPORTING_CONTROLLER,
                     "reportingInstance": self._instance,
                     "action": action or reason,
@@ -103,3 +155,7 @@ class EventRecorder:
         except errors.KubeError as exc:
             self._log.warning("could not record event", reason=reason, object=meta.get("name"), error=str(exc))
             self._seen.pop(key, None)
+
+
+def _name(obj: JSON) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))

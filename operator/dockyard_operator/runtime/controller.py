@@ -92,6 +92,9 @@ class Watch:
     source: Source
     map: MapFunc
     predicate: Predicate = any_change
+    delay: float = 0.0
+    """Wake the mapped keys this many seconds later instead of at once. Events of a burst within the delay then
+    cost one reconcile (the delaying queue keeps a key once): for summaries such as a host's container count."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,10 @@ class Owns:
     """A child kind whose objects carry the controller's ownerReference."""
 
     source: Source
+    delay: float = 0.0
+    """Wake the owner this many seconds after a child's change instead of at once (expectations are still
+    lowered at once): a burst of child changes — a rollout's replicas turning Ready — then costs one reconcile
+    and one status write instead of one each."""
 
 
 class Controller:
@@ -140,7 +147,7 @@ class Controller:
         for_.add_handler(self._on_primary)
         for child in owns:
             child.source.add_index(CONTROLLER_UID_INDEX, controller_uid)
-            child.source.add_handler(self._on_child)
+            child.source.add_handler(self._child_handler(child.delay))
         for watch in watches:
             watch.source.add_handler(self._mapper(watch))
 
@@ -171,7 +178,13 @@ class Controller:
         namespace = (obj.get("metadata") or {}).get("namespace")
         return f"{namespace}/{ref['name']}" if namespace else str(ref["name"])
 
-    def _on_child(self, event: str, obj: JSON, old: JSON | None) -> None:
+    def _child_handler(self, delay: float) -> Any:
+        def handler(event: str, obj: JSON, old: JSON | None) -> None:
+            self._on_child(event, obj, old, delay=delay)
+
+        return handler
+
+    def _on_child(self, event: str, obj: JSON, old: JSON | None, *, delay: float = 0.0) -> None:
         owner = self._owner_key(obj)
         uid = str((obj.get("metadata") or {}).get("uid") or "")
         if owner is not None:
@@ -182,16 +195,25 @@ class Controller:
                 and not ((old or {}).get("metadata") or {}).get("deletionTimestamp")
             ):
                 self.expectations.deletion_observed(owner, uid)
-            self.enqueue(owner)
+            self._wake(owner, delay)
         previous = self._owner_key(old)
         if previous is not None and previous != owner:
-            self.enqueue(previous)  # released or adopted by someone else: the old owner recounts
+            self._wake(previous, delay)  # released or adopted by someone else: the old owner recounts
+
+    def _wake(self, key: str, delay: float) -> None:
+        if delay > 0:
+            self.enqueue_after(key, delay)
+        else:
+            self.enqueue(key)
 
     def _mapper(self, watch: Watch) -> Any:
         def handler(event: str, obj: JSON, old: JSON | None) -> None:
             if watch.predicate(event, obj, old):
                 for key in watch.map(event, obj, old):
-                    self.enqueue(key)
+                    if watch.delay > 0:
+                        self.enqueue_after(key, watch.delay)
+                    else:
+                        self.enqueue(key)
 
         return handler
 
@@ -216,6 +238,7 @@ class Controller:
             if wait is not None:
                 # Our own write's watch event re-queues the key sooner. Deferred, not "done": a reconcile that
                 # wrote status and then failed keeps its backoff while it waits for the echo.
+                self._log.debug("waiting for our write to reach the cache", key=key, at_most=round(wait, 3))
                 return Defer(wait)
         else:
             self.tracker.forget(key)
@@ -232,4 +255,5 @@ class Controller:
                 self._metrics.reconcile_time.labels(self.name).observe(time.perf_counter() - started)
         if self._metrics is not None:
             self._metrics.reconcile_total.labels(self.name, "requeue_after" if result else "success").inc()
+        self._log.debug("reconciled", key=key, seconds=round(time.perf_counter() - started, 4), requeue_after=result)
         return result

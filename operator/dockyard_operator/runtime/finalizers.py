@@ -22,19 +22,20 @@ def has(obj: JSON, finalizer: str) -> bool:
     return finalizer in ((obj.get("metadata") or {}).get("finalizers") or [])
 
 
-async def _set(kube: KubeClient, resource: Resource, obj: JSON, finalizers: list[str], tracker: WriteTracker) -> None:
+async def _set(kube: KubeClient, resource: Resource, obj: JSON, finalizers: list[str], tracker: WriteTracker) -> JSON:
     meta = obj["metadata"]
     patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
     response = await kube.merge_patch(resource, meta["name"], patch, namespace=meta.get("namespace"))
     tracker.wrote(object_key(obj), (response.get("metadata") or {}).get("resourceVersion"))
+    return response
 
 
-async def add(kube: KubeClient, resource: Resource, obj: JSON, finalizer: str, tracker: WriteTracker) -> bool:
-    """Add `finalizer` if missing; True when a write was made (its watch event brings the next reconcile)."""
+async def add(kube: KubeClient, resource: Resource, obj: JSON, finalizer: str, tracker: WriteTracker) -> JSON | None:
+    """Add `finalizer` if missing. Returns the object as the API server stored it when a write was made (a caller
+    may go on with it in the same reconcile, instead of waiting a queue round for the watch event), else None."""
     if has(obj, finalizer):
-        return False
-    await _set(kube, resource, obj, [*(obj["metadata"].get("finalizers") or []), finalizer], tracker)
-    return True
+        return None
+    return await _set(kube, resource, obj, [*(obj["metadata"].get("finalizers") or []), finalizer], tracker)
 
 
 async def remove(kube: KubeClient, resource: Resource, obj: JSON, finalizer: str, tracker: WriteTracker) -> None:
