@@ -28,7 +28,12 @@ import pydantic
 import structlog
 
 from dockyard_operator.api import labels
-from dockyard_operator.api.dockercontainer import DockerContainer, DockerContainerSpec, DockerContainerStatus
+from dockyard_operator.api.dockercontainer import (
+    ContainerReason,
+    DockerContainer,
+    DockerContainerSpec,
+    DockerContainerStatus,
+)
 from dockyard_operator.api.dockerhost import DockerHostSpec
 from dockyard_operator.containers import decisions, deletion, desired, indexing, reporting, scheduling
 from dockyard_operator.containers.backoffs import Failure, Memory
@@ -39,7 +44,7 @@ from dockyard_operator.dockerapi import errors as docker_errors
 from dockyard_operator.dockerapi.client import DockerClient
 from dockyard_operator.hosts import classes
 from dockyard_operator.hosts.connections import HostConnections
-from dockyard_operator.informer.store import Reader
+from dockyard_operator.informer.store import Reader, object_key
 from dockyard_operator.kube import errors as kube_errors
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.recording import EventRecorder
@@ -476,6 +481,8 @@ class ContainerReconciler:
                 desired=None,
                 pull_timeout=self._settings.pull_timeout,
             )
+            if plan.actions:
+                obj = await self._show_terminating(obj)  # newer: the finalizer's removal is checked against it
             for action in plan.actions:
                 await executor.remove(action)
         except docker_errors.DockerError as exc:
@@ -490,6 +497,23 @@ class ContainerReconciler:
         self._memory.pop(key, None)
         await finalizers.remove(self._kube, DOCKERCONTAINERS, obj, deletion.FINALIZER, self._tracker)
         return None
+
+    async def _show_terminating(self, obj: JSON) -> JSON:
+        """STATUS reads Terminating while the container stops (its grace period can be long), as kubectl shows a
+        Pod being deleted; nothing else of the status changes until the container is gone. Returns the object as
+        stored after the write."""
+        if (obj.get("status") or {}).get("reason") == ContainerReason.TERMINATING:
+            return obj
+        meta = obj["metadata"]
+        patch = {"status": {"reason": ContainerReason.TERMINATING.value}}
+        try:
+            response = await self._kube.merge_patch(
+                DOCKERCONTAINERS, meta["name"], patch, namespace=meta["namespace"], subresource="status"
+            )
+        except kube_errors.NotFoundError:
+            return obj
+        self._tracker.wrote(object_key(obj), (response.get("metadata") or {}).get("resourceVersion"))
+        return response
 
     async def _copies_to_remove(
         self,

@@ -383,9 +383,11 @@ async def test_deletion_removes_the_container_then_the_finalizer(world: World) -
     key = world.add("web", {"hostRef": {"name": "a"}})
     await world.reconcile(key)
     world.delete(key)
+    before = len(world.kube.status_writes())
     await world.reconcile(key)
     assert docker.with_uid("uid-web") == []
     assert world.containers.get(key) is None
+    assert world.kube.status_writes()[before:] == [{"reason": "Terminating"}], "STATUS reads as kubectl's for a Pod"
 
 
 async def test_deletion_waits_for_an_unreachable_host_then_gives_up_after_the_timeout(world: World) -> None:
