@@ -324,7 +324,10 @@ def leave_tunnel_host(devenv: Any, name: str, agent: Agent) -> None:
 #: Kinds whose new objects count as leftovers. Namespaced kinds are only checked in namespaces that existed before
 #: the session (objects in the session's own namespaces go with them).
 CLUSTER_KINDS = "namespaces,dockerhosts.dockyard.dev,clusterroles,clusterrolebindings,customresourcedefinitions"
-NAMESPACED_KINDS = "dockercontainers.dockyard.dev,configmaps,secrets,serviceaccounts,roles,rolebindings,services"
+NAMESPACED_KINDS = (
+    "dockercontainers.dockyard.dev,dockerdeployments.dockyard.dev,controllerrevisions.apps,configmaps,"
+    "secrets,serviceaccounts,roles,rolebindings,services"
+)
 
 
 def _items(devenv: Any, kinds: str, *, all_namespaces: bool) -> list[dict[str, Any]]:
@@ -357,7 +360,7 @@ def inventory(devenv: Any) -> dict[str, Any]:
     """What exists before the session: object keys, and the status of every Dockyard object (a demo's)."""
     cluster = _items(devenv, CLUSTER_KINDS, all_namespaces=False)
     namespaced = _items(devenv, NAMESPACED_KINDS, all_namespaces=True)
-    dockyard = [o for o in cluster + namespaced if o["kind"] in ("DockerHost", "DockerContainer")]
+    dockyard = [o for o in cluster + namespaced if o["kind"] in ("DockerHost", "DockerContainer", "DockerDeployment")]
     return {
         "keys": {_key(o) for o in cluster + namespaced},
         "namespaces": {o["metadata"]["name"] for o in cluster if o["kind"] == "Namespace"},
