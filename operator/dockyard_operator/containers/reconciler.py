@@ -501,7 +501,7 @@ class ContainerReconciler:
     async def _show_terminating(self, obj: JSON) -> JSON:
         """STATUS reads Terminating while the container stops (its grace period can be long), as kubectl shows a
         Pod being deleted; nothing else of the status changes until the container is gone. Returns the object as
-        stored after the write."""
+        stored after the write. Best effort: a refused write must never keep an object from going."""
         if (obj.get("status") or {}).get("reason") == ContainerReason.TERMINATING:
             return obj
         meta = obj["metadata"]
@@ -510,7 +510,8 @@ class ContainerReconciler:
             response = await self._kube.merge_patch(
                 DOCKERCONTAINERS, meta["name"], patch, namespace=meta["namespace"], subresource="status"
             )
-        except kube_errors.NotFoundError:
+        except kube_errors.KubeError as exc:
+            self._log.warning("could not show Terminating", key=object_key(obj), error=str(exc))
             return obj
         self._tracker.wrote(object_key(obj), (response.get("metadata") or {}).get("resourceVersion"))
         return response

@@ -50,20 +50,31 @@ METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v
 
 
 def proxy_from_environment(server: str) -> str | None:
-    """The proxy for `server` from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (either case), resolved once at start-up as
-    client-go's ProxyFromEnvironment does; None when there is none or NO_PROXY covers the host."""
+    """The proxy for `server` from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (either case), resolved once at start-up
+    (client-go resolves it per request from the same variables); None when there is none, the host is localhost or
+    a loopback address (never proxied, as in Go), or NO_PROXY covers it."""
     url = urllib.parse.urlsplit(server)
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(url.scheme or "https")
     if not proxy or not url.hostname:
+        return None
+    if url.hostname == "localhost" or _is_loopback(url.hostname):
         return None
     if _no_proxy_covers(url.hostname, proxies.get("no", "")):
         return None
     return proxy
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _no_proxy_covers(host: str, no_proxy: str) -> bool:
-    """NO_PROXY's rules as Go reads them: `*`, a domain (and its subdomains), an IP or a CIDR (ports ignored)."""
+    """NO_PROXY's rules, close to Go's: `*`, a domain with its subdomains (`example.com`, `.example.com` and
+    `*.example.com` alike), an IP (IPv6 bracketed or not) or a CIDR; ports are ignored."""
     host = host.lower().strip("[]")
     try:
         address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
@@ -80,8 +91,11 @@ def _no_proxy_covers(host: str, no_proxy: str) -> bool:
                 if address in ipaddress.ip_network(entry, strict=False):
                     return True
             continue
-        entry = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry
-        entry = entry.strip("[]").lstrip(".")
+        if entry.startswith("["):  # [v6] or [v6]:port
+            entry = entry[1 : entry.find("]")] if "]" in entry else entry[1:]
+        elif entry.count(":") == 1:  # host:port (a bare IPv6 address has more colons)
+            entry = entry.rsplit(":", 1)[0]
+        entry = entry.removeprefix("*").lstrip(".")
         if host == entry or host.endswith("." + entry):
             return True
     return False

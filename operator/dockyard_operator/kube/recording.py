@@ -95,8 +95,7 @@ class EventRecorder:
         self._running = True
         try:
             while True:
-                pending = await self._queue.get()
-                await self._write(pending)
+                await self._write_safely(await self._queue.get())
         finally:
             self._running = False
 
@@ -105,9 +104,18 @@ class EventRecorder:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while not self._queue.empty():
-                    await self._write(self._queue.get_nowait())
+                    await self._write_safely(self._queue.get_nowait())
         if not self._queue.empty():
             self._log.warning("events not sent at shutdown", count=self._queue.qsize())
+
+    async def _write_safely(self, pending: _Pending) -> None:
+        # The writer runs in the operator's task group: anything one Event can raise (a 2xx whose body is not JSON,
+        # a credentials refresh failing) must cost that Event, never the operator.
+        try:
+            await self._write(pending)
+        except Exception as exc:
+            self._log.warning("could not record event", reason=pending.reason, object=_name(pending.obj),
+                              error=repr(exc))  # fmt: skip
 
     async def _write(self, pending: _Pending) -> None:
         obj, reason, note, type_, action = pending.obj, pending.reason, pending.note, pending.type_, pending.action

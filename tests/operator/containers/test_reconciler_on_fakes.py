@@ -390,6 +390,40 @@ async def test_deletion_removes_the_container_then_the_finalizer(world: World) -
     assert world.kube.status_writes()[before:] == [{"reason": "Terminating"}], "STATUS reads as kubectl's for a Pod"
 
 
+async def test_a_refused_terminating_write_does_not_keep_the_object_from_going(world: World) -> None:
+    """Terminating is cosmetic: the API server refusing it (429, 5xx, a stricter schema) must not block deletion."""
+    docker = world.host("a")
+    key = world.add("web", {"hostRef": {"name": "a"}})
+    await world.reconcile(key)
+    world.delete(key)
+    patch_for_real = world.kube.merge_patch
+
+    async def refusing(resource: Any, name: str, patch: JSON, **kw: Any) -> JSON:
+        if patch == {"status": {"reason": "Terminating"}}:
+            raise kube_errors.from_status(503, {"message": "etcdserver: request timed out"})
+        return await patch_for_real(resource, name, patch, **kw)
+
+    world.kube.merge_patch = refusing  # type: ignore[method-assign]
+    await world.reconcile(key)
+    assert docker.with_uid("uid-web") == []
+    assert world.containers.get(key) is None
+
+
+async def test_a_new_container_gets_its_finalizer_and_is_created_in_the_same_pass(world: World) -> None:
+    """No queue round between adding the finalizer and creating: the pass goes on with the object the API server
+    returned (the cache, lagging here, still shows it without the finalizer; the claim's precondition holds)."""
+    docker = world.host("a")
+    key = world.add("web", {"hostRef": {"name": "a"}}, finalizers=False)
+    world.kube.lag = True
+    await world.reconcile(key)
+    assert len(docker.with_uid("uid-web")) == 1
+    world.kube.deliver()
+    obj = world.containers.get(key)
+    assert obj is not None
+    assert obj["metadata"]["finalizers"] == ["dockyard.dev/container-cleanup"]
+    assert (world.status(key)["phase"], world.status(key)["host"]) == ("Running", "a")
+
+
 async def test_deletion_waits_for_an_unreachable_host_then_gives_up_after_the_timeout(world: World) -> None:
     world.host("a")
     key = world.add("web", {"hostRef": {"name": "a"}})

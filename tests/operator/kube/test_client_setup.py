@@ -36,7 +36,12 @@ def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         ("ample.test", "https://api.example.test:6443", "http://proxy.test:3128"),
         ("10.0.0.0/8", "https://10.1.2.3:6443", None),
         ("10.0.0.0/8", "https://192.168.1.1:6443", "http://proxy.test:3128"),
-        ("::1", "https://[::1]:6443", None),
+        ("fd00::1", "https://[fd00::1]:6443", None),
+        ("[fd00::1]:6443", "https://[fd00::1]:6443", None),
+        ("*.example.test", "https://api.example.test:6443", None),
+        ("", "https://localhost:6443", None),
+        ("", "https://127.0.0.1:6443", None),
+        ("", "https://[::1]:6443", None),
     ],
 )
 def test_proxy_follows_https_proxy_and_no_proxy(

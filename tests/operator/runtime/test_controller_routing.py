@@ -238,6 +238,27 @@ async def test_a_delayed_watch_turns_a_burst_into_one_wake() -> None:
     assert queued(c) == [], "once"
 
 
+async def test_a_delayed_owner_wake_lowers_expectations_at_once_and_wakes_once() -> None:
+    """A rollout's replicas turning Ready one after another: one reconcile of the owner, and the expectation of
+    each creation met the moment its event arrives (a reconcile in between must not think it is still missing)."""
+    clock = FakeClock()
+    parents, parent_informer = source()
+    children, child_informer = source()
+    c = controller(parents, owns=[Owns(children, delay=0.2)], clock=clock)
+    feed(parent_informer, "ADDED", obj("p"))
+    queued(c)
+    c.expectations.expect("ns/p", adds=3)
+    for i in range(3):
+        feed(child_informer, "ADDED", obj(f"p-{i}", owner="p"))
+    assert c.expectations.satisfied("ns/p")
+    assert queued(c) == []
+    for i in range(3):
+        feed(child_informer, "MODIFIED", obj(f"p-{i}", "2", owner="p", status={"ready": True}))
+        clock.advance(0.05)
+    clock.advance(0.2)
+    assert queued(c) == ["ns/p"]
+
+
 async def test_expectations_expire_so_a_lost_event_cannot_block_forever() -> None:
     now = [0.0]
     expectations = Expectations(ttl=300, clock=lambda: now[0])
