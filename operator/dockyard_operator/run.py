@@ -22,12 +22,15 @@ import structlog
 
 from dockyard_operator.containers import indexing
 from dockyard_operator.containers.reconciler import ContainerReconciler
+from dockyard_operator.cronjobs.reconciler import CronJobReconciler
 from dockyard_operator.deployments import revisions
 from dockyard_operator.deployments.reconciler import BY_DEPLOYMENT, DeploymentReconciler
+from dockyard_operator.dockerapi.client import DockerClient
 from dockyard_operator.hosts.connections import HostConnections
 from dockyard_operator.hosts.reconciler import HostReconciler
 from dockyard_operator.hosts.tokens import HostTokenAuthenticator
 from dockyard_operator.informer.store import JSON, object_key
+from dockyard_operator.jobs.reconciler import JobReconciler
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.electing import LeaderElector
 from dockyard_operator.kube.recording import EventRecorder
@@ -35,8 +38,10 @@ from dockyard_operator.kube.resources import (
     CONFIGMAPS,
     CONTROLLERREVISIONS,
     DOCKERCONTAINERS,
+    DOCKERCRONJOBS,
     DOCKERDEPLOYMENTS,
     DOCKERHOSTS,
+    DOCKERJOBS,
     NAMESPACES,
     SECRETS,
 )
@@ -246,6 +251,55 @@ class Operator:
             tracker=deployment_tracker,
             operator_class=settings.operator_class,
         )
+        jobs = informers.source(DOCKERJOBS)
+        job_tracker = WriteTracker()
+        self.job_controller = self.manager.add(
+            Controller(
+                name="dockerjob",
+                kind="DockerJob",
+                for_=jobs,
+                reconcile=self._reconcile_job,
+                owns=[Owns(containers, delay=REPLICA_CHANGE_DELAY)],
+                workers=2,
+                metrics=self.metrics,
+                tracker=job_tracker,
+            )
+        )
+        self.job_reconciler = JobReconciler(
+            kube=kube,
+            recorder=recorder,
+            jobs=jobs.store,
+            containers=containers.store,
+            namespaces=namespaces.store,
+            docker_for=self._reachable_docker,
+            expectations=self.job_controller.expectations,
+            tracker=job_tracker,
+            operator_class=settings.operator_class,
+        )
+        cronjobs = informers.source(DOCKERCRONJOBS)
+        cronjob_tracker = WriteTracker()
+        self.cronjob_controller = self.manager.add(
+            Controller(
+                name="dockercronjob",
+                kind="DockerCronJob",
+                for_=cronjobs,
+                reconcile=self._reconcile_cronjob,
+                owns=[Owns(jobs)],
+                workers=1,
+                metrics=self.metrics,
+                tracker=cronjob_tracker,
+            )
+        )
+        self.cronjob_reconciler = CronJobReconciler(
+            kube=kube,
+            recorder=recorder,
+            cronjobs=cronjobs.store,
+            jobs=jobs.store,
+            namespaces=namespaces.store,
+            expectations=self.cronjob_controller.expectations,
+            tracker=cronjob_tracker,
+            operator_class=settings.operator_class,
+        )
         self.host_controller = self.manager.add(
             Controller(
                 name="dockerhost",
@@ -262,6 +316,16 @@ class Operator:
 
     async def _reconcile_deployment(self, key: str) -> float | None:
         return await self.deployment_reconciler.reconcile(key)
+
+    async def _reconcile_job(self, key: str) -> float | None:
+        return await self.job_reconciler.reconcile(key)
+
+    async def _reconcile_cronjob(self, key: str) -> float | None:
+        return await self.cronjob_reconciler.reconcile(key)
+
+    def _reachable_docker(self, host: str) -> DockerClient | None:
+        connection = self.hosts.get(host)
+        return connection.client if connection is not None and connection.state.reachable else None
 
     # -- external events --------------------------------------------------------------------------------------
 

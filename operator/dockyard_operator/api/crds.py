@@ -10,7 +10,15 @@ from typing import Any, Final
 import yaml
 from pydantic import BaseModel
 
-from dockyard_operator.api import common, dockercontainer, dockerdeployment, dockerhost, schemas
+from dockyard_operator.api import (
+    common,
+    dockercontainer,
+    dockercronjob,
+    dockerdeployment,
+    dockerhost,
+    dockerjob,
+    schemas,
+)
 
 CATEGORY: Final = "dockyard"
 
@@ -134,7 +142,52 @@ DOCKER_DEPLOYMENT: Final = KindInfo(
     scale=(".spec.replicas", ".status.replicas", ".status.selector"),
 )
 
-KINDS: Final = (DOCKER_CONTAINER, DOCKER_HOST, DOCKER_DEPLOYMENT)
+DOCKER_JOB: Final = KindInfo(
+    kind=dockerjob.KIND,
+    plural="dockerjobs",
+    short_names=("dj",),
+    namespaced=True,
+    description=(
+        "A DockerContainer template run to completion on Docker hosts, with retries after a growing back-off, a "
+        "deadline, parallelism and a TTL, like a batch/v1 Job. The attempts are DockerContainers it owns."
+    ),
+    spec=dockerjob.DockerJobSpec,
+    status=dockerjob.DockerJobStatus,
+    spec_required=True,
+    columns=(
+        PrinterColumn("Status", "string", ".status.phase", "Running, Complete, Failed or Suspended."),
+        PrinterColumn("Completions", "string", ".status.completions", "Successful attempts of those needed."),
+        PrinterColumn("Duration", "string", ".status.duration", "How long it ran, once finished."),
+        _AGE,
+        PrinterColumn("Image", "string", ".spec.template.spec.image", "The template's image.", priority=1),
+        PrinterColumn("Failed", "integer", ".status.failed", "Failures counted toward backoffLimit.", priority=1),
+    ),
+)
+
+DOCKER_CRONJOB: Final = KindInfo(
+    kind=dockercronjob.KIND,
+    plural="dockercronjobs",
+    short_names=("dcj",),
+    namespaced=True,
+    description=(
+        "DockerJobs started on a cron schedule in a time zone, with a concurrency policy, a starting deadline and "
+        "history limits, like a batch/v1 CronJob."
+    ),
+    spec=dockercronjob.DockerCronJobSpec,
+    status=dockercronjob.DockerCronJobStatus,
+    spec_required=True,
+    columns=(
+        PrinterColumn("Schedule", "string", ".spec.schedule", "The cron schedule."),
+        PrinterColumn("Timezone", "string", ".spec.timeZone", "The time zone it is read in (empty: UTC)."),
+        PrinterColumn("Suspend", "boolean", ".spec.suspend", "Whether new runs are held back."),
+        PrinterColumn("Active", "integer", ".status.activeCount", "Runs still going."),
+        PrinterColumn("Last Schedule", "date", ".status.lastScheduleTime", "The newest run's schedule time."),
+        _AGE,
+        PrinterColumn("Next", "date", ".status.nextScheduleTime", "When the next run is due.", priority=1),
+    ),
+)
+
+KINDS: Final = (DOCKER_CONTAINER, DOCKER_HOST, DOCKER_DEPLOYMENT, DOCKER_JOB, DOCKER_CRONJOB)
 
 
 def build_crd(info: KindInfo) -> dict[str, Any]:

@@ -652,6 +652,9 @@ class DockerContainerStatus(common.ApiModel):
     started_at: common.Time | None = None
     """When the container last started."""
 
+    finished_at: common.Time | None = None
+    """When the container last exited (Docker's State.FinishedAt), while it is not running."""
+
     restart_count: int = Field(default=0, ge=0)
     """How many times the container was restarted or recreated by Docker or Dockyard."""
 

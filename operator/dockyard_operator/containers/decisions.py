@@ -294,7 +294,7 @@ def _create(s: Situation, b: _Builder, want: DesiredContainer, *, fresh: bool) -
         kind, left, message = blocked
         phase = ContainerPhase.FAILED if kind is FailureKind.NAME_CONFLICT else ContainerPhase.PENDING
         if s.status.container_id and not b.memory.recreate_for:
-            b.fields.update(container_id=None, state=None, health=None, ip=None, started_at=None)
+            b.fields.update(container_id=None, state=None, health=None, ip=None, started_at=None, finished_at=None)
         return _back_off_plan(s, b, kind, left, message, fresh=fresh, phase=phase)
     actions: list[Action] = []
     recreating = bool(b.memory.recreate_for)
@@ -501,6 +501,7 @@ def _observed_fields(b: _Builder, seen: observing.Observed, restarts: int, last_
         health=seen.health,
         ip=seen.ip,
         started_at=seen.started_at,
+        finished_at=seen.finished_at if not seen.running else None,
         restart_count=restarts,
         last_exit_code=last_exit,
         image_id=seen.image_id,

@@ -17,7 +17,7 @@ from dockyard_operator.containers.scheduling import Decision, Departure
 from dockyard_operator.runtime.conditions import Conditions
 from dockyard_operator.runtime.plans import Event
 
-_CONTAINER_FIELDS = ("container_id", "state", "health", "ip", "started_at", "drift")
+_CONTAINER_FIELDS = ("container_id", "state", "health", "ip", "started_at", "finished_at", "drift")
 
 
 def _plan(

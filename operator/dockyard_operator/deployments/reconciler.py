@@ -28,6 +28,13 @@ from dockyard_operator.kube import errors as kube_errors
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.recording import EventRecorder
 from dockyard_operator.kube.resources import CONTROLLERREVISIONS, DOCKERCONTAINERS, DOCKERDEPLOYMENTS
+from dockyard_operator.runtime.children import (
+    condition_of,
+    create_children,
+    delete_children,
+    owner_reference,
+    parse_time,
+)
 from dockyard_operator.runtime.consistency import WriteTracker
 from dockyard_operator.runtime.controller import CONTROLLER_UID_INDEX, controller_ref
 from dockyard_operator.runtime.expectations import Expectations
@@ -47,33 +54,25 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _time(value: str | None) -> datetime.datetime | None:
-    if not value:
-        return None
-    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _condition(obj: JSON, type_: str) -> JSON:
-    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == type_), {})
-
-
 def replica_of(obj: JSON) -> Replica:
     """A DockerContainer as the deployment's decision sees it."""
     meta = obj["metadata"]
-    ready = _condition(obj, "Ready")
-    reachable = _condition(obj, "HostReachable")
-    scheduled = _condition(obj, "Scheduled")
+    ready = condition_of(obj, "Ready")
+    reachable = condition_of(obj, "HostReachable")
+    scheduled = condition_of(obj, "Scheduled")
     return Replica(
         name=meta["name"],
         uid=meta["uid"],
         template_hash=(meta.get("labels") or {}).get(revisions.TEMPLATE_HASH_LABEL),
         host=(obj.get("status") or {}).get("host") or ((obj.get("spec") or {}).get("hostRef") or {}).get("name"),
-        created=_time(meta.get("creationTimestamp")) or _now(),
+        created=parse_time(meta.get("creationTimestamp")) or _now(),
         ready=ready.get("status") == "True",
-        ready_since=_time(ready.get("lastTransitionTime")) if ready.get("status") == "True" else None,
+        ready_since=parse_time(ready.get("lastTransitionTime")) if ready.get("status") == "True" else None,
         deleting=bool(meta.get("deletionTimestamp")),
         evicted=EVICTED_ANNOTATION in (meta.get("annotations") or {}),
-        unreachable_since=_time(reachable.get("lastTransitionTime")) if reachable.get("status") == "False" else None,
+        unreachable_since=parse_time(reachable.get("lastTransitionTime"))
+        if reachable.get("status") == "False"
+        else None,
         lost_host=scheduled.get("status") == "False" and scheduled.get("reason") in decisions.HOST_LOST_REASONS,
     )
 
@@ -302,22 +301,7 @@ class DeploymentReconciler:
     async def _delete(self, key: str, names: tuple[str, ...], owned: list[JSON], events: list[Event]) -> None:
         by_name = {o["metadata"]["name"]: o for o in owned}
         victims = [by_name[n] for n in names if n in by_name]
-        if not victims:
-            return
-        self._expectations.expect(key, delete_uids=[v["metadata"]["uid"] for v in victims])
-        for index, victim in enumerate(victims):
-            meta = victim["metadata"]
-            try:
-                await self._kube.delete(DOCKERCONTAINERS, meta["name"], namespace=meta["namespace"])
-            except kube_errors.NotFoundError:
-                self._expectations.deletion_observed(key, meta["uid"])
-                continue
-            except kube_errors.KubeError:
-                # Neither this deletion nor the ones not attempted will be observed: stop waiting for them.
-                for skipped in victims[index:]:
-                    self._expectations.deletion_observed(key, skipped["metadata"]["uid"])
-                raise
-            events.append(Event("SuccessfulDelete", f"Deleted replica {meta['name']}"))
+        await delete_children(self._kube, self._expectations, key, DOCKERCONTAINERS, victims, events, noun="replica")
 
     async def _create(
         self,
@@ -329,47 +313,38 @@ class DeploymentReconciler:
         hosts: tuple[str | None, ...],
         events: list[Event],
     ) -> None:
-        if not hosts:
-            return
         meta = obj["metadata"]
         template = deployment.spec.template
-        self._expectations.expect(key, adds=len(hosts))
-        for index, host in enumerate(hosts):
+        bodies: list[JSON] = []
+        for host in hosts:
             spec = template.spec.model_dump(by_alias=True, mode="json", exclude_none=True)
             if host is not None:
                 spec.pop("hostSelector", None)
                 spec["hostRef"] = {"name": host}
-            body: JSON = {
-                "apiVersion": "dockyard.dev/v1alpha1",
-                "kind": "DockerContainer",
-                "metadata": {
-                    "generateName": f"{meta['name'][:40]}-{hash_}-",
-                    "namespace": meta["namespace"],
-                    "labels": {**template.metadata.labels, revisions.TEMPLATE_HASH_LABEL: hash_},
-                    "annotations": {**template.metadata.annotations, revisions.REVISION_ANNOTATION: str(revision)},
-                    "ownerReferences": [_owner_ref(obj)],
-                    # Born with the DockerContainer controller's finalizer: one write less per replica.
-                    "finalizers": [deletion.FINALIZER],
-                },
-                "spec": spec,
-            }
-            try:
-                created = await self._kube.create(DOCKERCONTAINERS, body, namespace=meta["namespace"])
-            except kube_errors.KubeError:
-                for _ in hosts[index:]:  # this creation and the ones not attempted will never be observed
-                    self._expectations.creation_failed(key)
-                raise
-            where = f" on {host}" if host else ""
-            events.append(Event("SuccessfulCreate", f"Created replica {created['metadata']['name']}{where}"))
+            bodies.append(
+                {
+                    "apiVersion": "dockyard.dev/v1alpha1",
+                    "kind": "DockerContainer",
+                    "metadata": {
+                        "generateName": f"{meta['name'][:40]}-{hash_}-",
+                        "namespace": meta["namespace"],
+                        "labels": {**template.metadata.labels, revisions.TEMPLATE_HASH_LABEL: hash_},
+                        "annotations": {
+                            **template.metadata.annotations,
+                            revisions.REVISION_ANNOTATION: str(revision),
+                        },
+                        "ownerReferences": [_owner_ref(obj)],
+                        # Born with the DockerContainer controller's finalizer: one write less per replica.
+                        "finalizers": [deletion.FINALIZER],
+                    },
+                    "spec": spec,
+                }
+            )
+        await create_children(
+            self._kube, self._expectations, key, DOCKERCONTAINERS, bodies, events,
+            noun="replica", namespace=meta["namespace"], where=hosts,
+        )  # fmt: skip
 
 
 def _owner_ref(owner: JSON) -> JSON:
-    meta = owner["metadata"]
-    return {
-        "apiVersion": owner.get("apiVersion", "dockyard.dev/v1alpha1"),
-        "kind": owner.get("kind", "DockerDeployment"),
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return owner_reference({"apiVersion": "dockyard.dev/v1alpha1", "kind": "DockerDeployment", **owner})

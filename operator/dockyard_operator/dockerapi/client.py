@@ -137,6 +137,19 @@ class DockerClient:
 
         return await self._call(f"inspect {ref}", run)
 
+    async def logs_tail(self, ref: str, *, lines: int = 80, max_bytes: int = 2048) -> str:
+        """The last `lines` lines of a container's output (stdout and stderr), at most the last `max_bytes` bytes:
+        what the kubelet keeps of a failed container's log as its termination message (FallbackToLogsOnError)."""
+
+        async def run() -> str:
+            container = self._docker.containers.container(ref)
+            chunks = await container.log(stdout=True, stderr=True, tail=lines)
+            text = "".join(chunks)
+            data = text.encode(errors="replace")[-max_bytes:]
+            return data.decode(errors="replace")
+
+        return await self._call(f"logs {ref}", run)
+
     async def create(self, *, name: str, config: JSON) -> str:
         async def run() -> str:
             container = await self._docker.containers.create(config, name=name)

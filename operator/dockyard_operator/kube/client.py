@@ -294,8 +294,24 @@ class KubeClient:
         path = resource.path(namespace=namespace, name=name, subresource=subresource)
         return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
 
-    async def delete(self, resource: Resource, name: str, *, namespace: str | None = None) -> JSON:
-        return await self.request("DELETE", resource.path(namespace=namespace, name=name))
+    async def delete(
+        self,
+        resource: Resource,
+        name: str,
+        *,
+        namespace: str | None = None,
+        propagation: str | None = None,
+        uid: str | None = None,
+    ) -> JSON:
+        """Delete an object; `propagation` Foreground/Background/Orphan, `uid` a precondition (the object we mean,
+        not a new one of the same name)."""
+        options: JSON = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if propagation is not None:
+            options["propagationPolicy"] = propagation
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
+        body = options if len(options) > 2 else None
+        return await self.request("DELETE", resource.path(namespace=namespace, name=name), body=body)
 
     async def watch(
         self,
