@@ -100,8 +100,9 @@ def clean_up_session(devenv: Any) -> None:
     Docker containers), DockerHosts (drained), then the namespaces."""
     namespaces = kubectl(devenv, "get", "namespaces", "-l", SELECTOR, "-o", "name").stdout.split()
     for ns in namespaces:
-        kubectl(devenv, "delete", "dockercontainers", "--all", "-n", ns.split("/", 1)[1], "--timeout=180s",
-                check=False)  # fmt: skip
+        # Owners first (their controllers would replace deleted children), then what is left of the children.
+        for kind in ("dockercronjobs", "dockerjobs", "dockerdeployments", "dockercontainers"):
+            kubectl(devenv, "delete", kind, "--all", "-n", ns.split("/", 1)[1], "--timeout=180s", check=False)
     kubectl(devenv, "delete", "dockerhosts", "-l", SELECTOR, "--timeout=120s", check=False)
     for ns in namespaces:
         if not ns.endswith(f"/{OPERATOR_NAMESPACE}-{SESSION}"):  # the operator's own goes after it stops

@@ -25,6 +25,7 @@ from dockyard_e2e import (
     join_tunnel_host,
     kubectl,
     leave_tunnel_host,
+    wait_connected,
 )
 
 from dockyard_operator.kube.client import KubeClient
@@ -48,15 +49,7 @@ def fleet(devenv: Any, operator: Any, tmp_path_factory: pytest.TempPathFactory) 
     names = [f"fleet-a-{SESSION}", f"fleet-b-{SESSION}"]
     agents = {name: join_tunnel_host(devenv, operator, name, FLEET, workdir) for name in names}
     try:
-        deadline = time.monotonic() + 60
-        for name in names:
-            while time.monotonic() < deadline:
-                host = json.loads(kubectl(devenv, "get", "dockerhost", name, "-o", "json").stdout)
-                if (host.get("status") or {}).get("phase") == "Connected":
-                    break
-                time.sleep(0.2)
-            else:
-                raise AssertionError(f"{name} never connected")
+        wait_connected(devenv, names)
         yield Fleet(agents)
     finally:
         for name, agent in agents.items():

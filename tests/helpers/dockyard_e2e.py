@@ -305,6 +305,19 @@ def join_tunnel_host(devenv: Any, operator: Any, name: str, labels: dict[str, st
     return agent
 
 
+def wait_connected(devenv: Any, names: list[str], *, timeout: float = 60) -> None:
+    """Wait until every named DockerHost reports Connected."""
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while time.monotonic() < deadline:
+            host = json.loads(kubectl(devenv, "get", "dockerhost", name, "-o", "json").stdout)
+            if (host.get("status") or {}).get("phase") == "Connected":
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"{name} never connected")
+
+
 def leave_tunnel_host(devenv: Any, name: str, agent: Agent) -> None:
     """Delete what runs on the host while its agent runs (a dead host would hold finalizers), then the host."""
     if agent.proc is None or agent.proc.poll() is not None:

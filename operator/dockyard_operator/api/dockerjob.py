@@ -94,6 +94,13 @@ class OnExitCodes(common.ApiModel):
     )
     """Exit codes (0-255), each at most once."""
 
+    @field_validator("values")
+    @classmethod
+    def _each_once(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("each exit code may appear only once")
+        return value
+
 
 class FailurePolicyAction(enum.StrEnum):
     """What a failure matching a rule does."""
