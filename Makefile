@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help system-deps venv binaries agent dev-up dev-down check test demo clean
+.PHONY: help system-deps venv binaries agent dev-up dev-down check test demo demo-jobs clean
 
 AGENT_SOURCES := $(shell find tunnel mux -name '*.py' -not -path '*/__pycache__/*') hack/build-agent
 
@@ -48,8 +48,11 @@ check: venv ## ruff, mypy --strict, import contracts
 test: system-deps venv binaries agent check ## run every test against real components (starts them as needed)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-demo: dev-up ## the main job (for now: bring the environment up and show the API server answering)
+demo: dev-up ## the main job: the operator, an agent over TLS, a DockerContainer and a DockerDeployment
 	@hack/demo
+
+demo-jobs: demo ## after the demo: a DockerJob and a DockerCronJob on the demo host (suspended again at the end)
+	@hack/demo-jobs
 
 clean: dev-down ## remove the dev environment and the virtualenv (the binary cache stays)
 	rm -rf $(VENV)

@@ -338,7 +338,8 @@ def leave_tunnel_host(devenv: Any, name: str, agent: Agent) -> None:
 #: the session (objects in the session's own namespaces go with them).
 CLUSTER_KINDS = "namespaces,dockerhosts.dockyard.dev,clusterroles,clusterrolebindings,customresourcedefinitions"
 NAMESPACED_KINDS = (
-    "dockercontainers.dockyard.dev,dockerdeployments.dockyard.dev,controllerrevisions.apps,configmaps,"
+    "dockercontainers.dockyard.dev,dockerdeployments.dockyard.dev,dockerjobs.dockyard.dev,"
+    "dockercronjobs.dockyard.dev,controllerrevisions.apps,configmaps,"
     "secrets,serviceaccounts,roles,rolebindings,services"
 )
 
@@ -373,9 +374,14 @@ def inventory(devenv: Any) -> dict[str, Any]:
     """What exists before the session: object keys, and the status of every Dockyard object (a demo's)."""
     cluster = _items(devenv, CLUSTER_KINDS, all_namespaces=False)
     namespaced = _items(devenv, NAMESPACED_KINDS, all_namespaces=True)
-    dockyard = [o for o in cluster + namespaced if o["kind"] in ("DockerHost", "DockerContainer", "DockerDeployment")]
+    dockyard = [
+        o
+        for o in cluster + namespaced
+        if o["kind"] in ("DockerHost", "DockerContainer", "DockerDeployment", "DockerJob", "DockerCronJob")
+    ]
     return {
         "keys": {_key(o) for o in cluster + namespaced},
+        "uids": {o["metadata"]["uid"] for o in cluster + namespaced},
         "namespaces": {o["metadata"]["name"] for o in cluster if o["kind"] == "Namespace"},
         "dockyard": {_key(o): _shape(o) for o in dockyard},
     }
@@ -395,12 +401,16 @@ def leftovers(devenv: Any, before: dict[str, Any]) -> list[str]:
     """What the session left behind, and what it changed of the objects that were there before it."""
     _wait_for_terminating_namespaces(devenv)
     problems = []
-    for obj in _items(devenv, CLUSTER_KINDS, all_namespaces=False) + [
+    now = _items(devenv, CLUSTER_KINDS, all_namespaces=False) + [
         o for o in _items(devenv, NAMESPACED_KINDS, all_namespaces=True)
         if o["metadata"]["namespace"] in before["namespaces"] and not o["metadata"]["namespace"].startswith("kube-")
-    ]:  # fmt: skip
+    ]  # fmt: skip
+    spawned = _spawned_by(now, set(before.get("uids", ())))
+    for obj in now:
         key = _key(obj)
         meta = obj["metadata"]
+        if meta["uid"] in spawned:
+            continue  # made by a controller for an object that was there before (a demo CronJob's run)
         owner = (meta.get("labels") or {}).get(SESSION_LABEL)
         if key in before["keys"]:
             shape = before["dockyard"].get(key)
@@ -418,3 +428,19 @@ def leftovers(devenv: Any, before: dict[str, Any]) -> list[str]:
             continue
         problems.append(f"{key} was left behind")
     return problems
+
+
+def _spawned_by(objects: list[dict[str, Any]], owners: set[str]) -> set[str]:
+    """UIDs of the objects owned, directly or through other such objects, by one of `owners`."""
+    known, spawned = set(owners), set()
+    grew = True
+    while grew:
+        grew = False
+        for obj in objects:
+            uid = obj["metadata"]["uid"]
+            refs = {r.get("uid") for r in obj["metadata"].get("ownerReferences") or []}
+            if uid not in known and refs & known:
+                known.add(uid)
+                spawned.add(uid)
+                grew = True
+    return spawned

@@ -183,7 +183,7 @@ DOCKER_CRONJOB: Final = KindInfo(
         PrinterColumn("Active", "integer", ".status.activeCount", "Runs still going."),
         PrinterColumn("Last Schedule", "date", ".status.lastScheduleTime", "The newest run's schedule time."),
         _AGE,
-        PrinterColumn("Next", "date", ".status.nextScheduleTime", "When the next run is due.", priority=1),
+        PrinterColumn("Next", "string", ".status.nextScheduleTime", "When the next run is due (UTC).", priority=1),
     ),
 )
 
