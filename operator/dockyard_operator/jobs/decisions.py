@@ -242,7 +242,11 @@ def decide(f: Facts) -> Plan:
         delete = tuple(a.name for a in _removal_order(active)[: len(active) - want])
     if spec.active_deadline_seconds is not None:
         requeue.append(max(0.5, spec.active_deadline_seconds - (now - start).total_seconds()))
-    status = status.model_copy(update={"phase": JobPhase.RUNNING, "conditions": c.result})
+    # Attempts created now count as active at once (as the Job controller counts them): the status does not have
+    # to be written again when the informer shows them.
+    status = status.model_copy(
+        update={"phase": JobPhase.RUNNING, "active": len(active) + create - len(delete), "conditions": c.result}
+    )
     return Plan(
         create=create,
         delete=delete,

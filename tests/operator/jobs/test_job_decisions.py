@@ -61,6 +61,7 @@ def condition(plan: Plan, type_: str) -> tuple[str, str] | None:
 def test_a_new_job_starts_one_attempt_and_its_clock() -> None:
     plan = run(spec(), [], now=0)
     assert (plan.create, plan.delete, plan.status.phase) == (1, (), JobPhase.RUNNING)
+    assert plan.status.active == 1, "counted at once: no second status write when the informer shows it"
     assert plan.status.start_time == T0
     assert plan.status.completions == "0/1"
 
