@@ -60,6 +60,9 @@ class KindInfo:
     columns: tuple[PrinterColumn, ...]
     scale: tuple[str, str, str] | None = None
     """The scale subresource: (specReplicasPath, statusReplicasPath, labelSelectorPath)."""
+    max_name_length: int | None = None
+    """A limit on metadata.name below the 253 of a DNS subdomain, with the reason (CEL at the root)."""
+    name_reason: str = ""
 
 
 def _condition_status(condition_type: str) -> str:
@@ -140,6 +143,8 @@ DOCKER_DEPLOYMENT: Final = KindInfo(
         PrinterColumn("Selector", "string", ".status.selector", "The label selector of the replicas.", priority=1),
     ),
     scale=(".spec.replicas", ".status.replicas", ".status.selector"),
+    max_name_length=63,
+    name_reason="its ControllerRevisions carry it as a label value",
 )
 
 DOCKER_JOB: Final = KindInfo(
@@ -162,6 +167,8 @@ DOCKER_JOB: Final = KindInfo(
         PrinterColumn("Image", "string", ".spec.template.spec.image", "The template's image.", priority=1),
         PrinterColumn("Failed", "integer", ".status.failed", "Failures counted toward backoffLimit.", priority=1),
     ),
+    max_name_length=63,
+    name_reason="its attempts carry it as the label dockyard.dev/job-name",
 )
 
 DOCKER_CRONJOB: Final = KindInfo(
@@ -185,6 +192,8 @@ DOCKER_CRONJOB: Final = KindInfo(
         _AGE,
         PrinterColumn("Next", "string", ".status.nextScheduleTime", "When the next run is due (UTC).", priority=1),
     ),
+    max_name_length=52,
+    name_reason="a run is a DockerJob named <name>-<minutes since the epoch>, 11 more (as for a CronJob)",
 )
 
 KINDS: Final = (DOCKER_CONTAINER, DOCKER_HOST, DOCKER_DEPLOYMENT, DOCKER_JOB, DOCKER_CRONJOB)
@@ -212,6 +221,13 @@ def build_crd(info: KindInfo) -> dict[str, Any]:
     }
     if info.spec_required:
         root["required"] = ["spec"]
+    if info.max_name_length is not None:
+        root["x-kubernetes-validations"] = [
+            {
+                "rule": f"size(self.metadata.name) <= {info.max_name_length}",
+                "message": f"metadata.name may be at most {info.max_name_length} characters: {info.name_reason}",
+            }
+        ]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

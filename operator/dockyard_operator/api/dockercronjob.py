@@ -102,7 +102,7 @@ class DockerCronJobSpec(common.ApiModel):
 
     time_zone: str | None = Field(default=None, max_length=64, pattern=TIME_ZONE_PATTERN)
     """The IANA time zone the schedule is read in (for example Europe/Berlin). Unset: UTC. Runs at times a
-    daylight-saving change skips do not happen that day; times it repeats run once."""
+    daylight-saving change skips do not happen that day; times it repeats run twice, as in Kubernetes."""
 
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
     """Allow: runs may overlap. Forbid: a run due while the last one is active is skipped. Replace: the active run

@@ -248,7 +248,11 @@ class DockerJobStatus(common.ApiModel):
     """How long it ran, from startTime to its end (for example 2m5s), once finished."""
 
     last_failure_time: common.Time | None = None
-    """When the newest counted failure happened (the start of the back-off before the next attempt)."""
+    """When the operator saw the newest failed attempt (the start of the back-off before the next attempt; the
+    operator's clock, not the Docker host's, which may be off)."""
+
+    last_failed_attempt: str | None = Field(default=None, max_length=253)
+    """The newest failed attempt: a different one is a new failure, and restarts the back-off."""
 
     conditions: list[common.Condition] = Field(
         default_factory=list,

@@ -243,6 +243,8 @@ def _back_off_plan(
 def decide(s: Situation) -> Plan:
     """The next step for a container placed on a reachable host (see the module docstring)."""
     b = _Builder(s, s.memory)
+    if finished_for_good(s):
+        return _finished(s, b)
     fresh = s.failure is not None
     if s.failure is not None:
         _record_failure(s, b, s.failure)
@@ -282,6 +284,33 @@ def decide(s: Situation) -> Plan:
     if current is None or s.inspect is None:
         return _create(s, b, want, fresh=fresh)
     return _existing(s, b, want, current, s.inspect, fresh=fresh)
+
+
+def finished_for_good(s: Situation) -> bool:
+    """A Pod's terminal phases: under Never, Succeeded and Failed are final; under OnFailure, Succeeded is.
+
+    Until the spec changes (a new generation), nothing is created, started or recreated again — not when the
+    exited container is removed from the host (`docker container prune`), not when a referenced Secret changes,
+    not when the host starts allowing a path. A DockerJob's finished attempt must never run a second time.
+    """
+    if s.status.observed_generation != s.generation:
+        return False
+    policy = s.spec.restart_policy
+    if s.status.phase is ContainerPhase.SUCCEEDED:
+        return policy in (RestartPolicy.NEVER, RestartPolicy.ON_FAILURE)
+    return s.status.phase is ContainerPhase.FAILED and policy is RestartPolicy.NEVER
+
+
+def _finished(s: Situation, b: _Builder) -> Plan:
+    """Report what is left of a finished container; act on nothing."""
+    phase = ContainerPhase(s.status.phase or ContainerPhase.FAILED)
+    current, _ = keeper(s.found, None)
+    if current is not None and s.inspect is not None:
+        seen = observing.observe(s.inspect)
+        _observed_fields(b, seen, s.status.restart_count, s.status.last_exit_code)
+    else:
+        b.fields.update(container_id=None, state=None, health=None, ip=None)
+    return b.plan(phase, _reason(s))
 
 
 def _reason(s: Situation) -> ContainerReason:

@@ -131,9 +131,6 @@ def decide(f: Facts) -> Plan:
     status = status.model_copy(update={"next_schedule_time": following, "conditions": c.result})
     if due is None:
         return Plan(start=None, delete=delete, status=status, events=tuple(events), requeue_after=requeue)
-    if spec.starting_deadline_seconds is not None and (now - due).total_seconds() > spec.starting_deadline_seconds:
-        events.append(Event("MissSchedule", f"missed scheduled time to start a job: {_rfc3339(due)}", warning=True))
-        return Plan(start=None, delete=delete, status=status, events=tuple(events), requeue_after=requeue)
     if any(r.scheduled == due or r.name == run_name(f.name, due) for r in runs):
         status = status.model_copy(update={"last_schedule_time": due})  # started already (before a restart)
         return Plan(start=None, delete=delete, status=status, events=tuple(events), requeue_after=requeue)
@@ -171,7 +168,3 @@ def _beyond_history(spec: DockerCronJobSpec, runs: list[Run]) -> tuple[str, ...]
         finished.sort(key=lambda r: (r.start_time is not None, r.start_time or r.created, r.name))
         doomed += [r.name for r in finished[: max(0, len(finished) - keep)]]
     return tuple(doomed)
-
-
-def _rfc3339(when: datetime.datetime) -> str:
-    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

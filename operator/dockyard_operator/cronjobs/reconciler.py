@@ -147,7 +147,7 @@ class CronJobReconciler:
             "metadata": {
                 "name": name,
                 "namespace": meta["namespace"],
-                "labels": {**template.metadata.labels, CRONJOB_NAME_LABEL: meta["name"][:63]},
+                "labels": {**template.metadata.labels, CRONJOB_NAME_LABEL: meta["name"]},
                 "annotations": {
                     **template.metadata.annotations,
                     SCHEDULED_AT_ANNOTATION: scheduled.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -106,12 +106,31 @@ class Schedule:
         return bool(croniter.match(self.expression, local.replace(tzinfo=None)))
 
 
+_MONTHS: Final = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DAYS: Final = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_NAMES: Final = {name: n for n, name in enumerate(_MONTHS, 1)} | {name: n for n, name in enumerate(_DAYS)}
+_FIELDS: Final = ("minute", "hour", "day of month", "month", "day of week")
+
+
+def _refuse_reversed_ranges(schedule: str, expression: str) -> None:
+    # croniter reads 22-2 as a range that wraps past midnight; robfig (and so the API server of a Kubernetes
+    # CronJob) refuses it. Refusing keeps one meaning for one text.
+    for field, part in zip(_FIELDS, expression.split(), strict=True):
+        for start, end in re.findall(r"([0-9A-Za-z]+)-([0-9A-Za-z]+)", part):
+            first, last = (_NAMES.get(v.upper(), None) if not v.isdigit() else int(v) for v in (start, end))
+            if first is not None and last is not None and first > last:
+                raise ScheduleError(
+                    f"schedule {schedule!r}: the {field} range {start}-{end} runs backwards (write it as two ranges)"
+                )
+
+
 def parse(schedule: str, time_zone: str | None = None) -> Schedule:
     """Read a schedule in a time zone (None: UTC). Raises ScheduleError / UnknownTimeZoneError with the reason."""
     text = " ".join(schedule.split())
     if not re.fullmatch(SCHEDULE_PATTERN, text):
         raise ScheduleError(f"schedule {schedule!r} is not five cron fields or a macro such as @daily")
     expression = _MACROS.get(text, text).replace("?", "*")
+    _refuse_reversed_ranges(schedule, expression)
     try:
         zone = zoneinfo.ZoneInfo(time_zone) if time_zone else zoneinfo.ZoneInfo("UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:

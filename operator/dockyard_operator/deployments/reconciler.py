@@ -326,7 +326,7 @@ class DeploymentReconciler:
                     "apiVersion": "dockyard.dev/v1alpha1",
                     "kind": "DockerContainer",
                     "metadata": {
-                        "generateName": f"{meta['name'][:40]}-{hash_}-",
+                        "generateName": f"{meta['name'][:40].rstrip('-.')}-{hash_}-",
                         "namespace": meta["namespace"],
                         "labels": {**template.metadata.labels, revisions.TEMPLATE_HASH_LABEL: hash_},
                         "annotations": {

@@ -13,7 +13,8 @@ Failed otherwise under restartPolicy Never; an OnFailure attempt restarts in pla
    running attempts are then stopped and counted as failed;
 4. it completes when `completions` attempts succeeded (CompletionsReached);
 5. otherwise it keeps min(parallelism, completions - succeeded) attempts active: a new attempt after failures
-   waits 10 s, doubled per failure since the last success, at most 6 min, counted from the newest failure.
+   waits 10 s, doubled per failure since the last success, at most 6 min, counted from when the operator saw the
+   newest failure (its own clock: a Docker host's may be off).
 
 An attempt whose host cannot be reached is still active: no second attempt is started while the first may be
 running, and its silence is not a failure (docs/operator.md, "DockerJob").
@@ -169,19 +170,26 @@ def decide(f: Facts) -> Plan:
         start = now
     start = start or now
 
-    # Failures since the last success feed the back-off (ignored ones too, as in Kubernetes).
-    last_success = max((a.ended for a in attempts if a.succeeded), default=None)
-    streak = [a for a in failed_attempts if last_success is None or a.ended > last_success]
-    last_failure = max((a.ended for a in streak), default=previous.last_failure_time)
-    status = status.model_copy(update={"start_time": start, "last_failure_time": last_failure})
+    # Failures since the last success feed the back-off (ignored ones too, as in Kubernetes). Order and time come
+    # from the API server and the operator, never from a Docker host's clock, which may be off by an hour: the
+    # attempts are ordered by creation, and a failure is stamped when the operator first sees it.
+    last_success = max((a.created for a in attempts if a.succeeded), default=None)
+    streak = [a for a in failed_attempts if last_success is None or a.created > last_success]
+    newest = max(streak, key=lambda a: (a.created, a.name), default=None)
+    last_failure, last_failed = previous.last_failure_time, previous.last_failed_attempt
+    if newest is not None and newest.name != last_failed:
+        last_failure, last_failed = now, newest.name
+    status = status.model_copy(
+        update={"start_time": start, "last_failure_time": last_failure, "last_failed_attempt": last_failed}
+    )
 
     # 3. Failure.
     verdict = _failure(f, judged, failed, active, start)
     if verdict is not None:
-        reason, message = verdict
+        reason, message, culprit = verdict
         killed = tuple(a.name for a in active)
         c.set(JobConditionType.FAILED, ConditionStatus.TRUE, reason, message)
-        newest_failed = max(failed_attempts, key=lambda a: (a.ended, a.name), default=None)
+        newest_failed = culprit or max(failed_attempts, key=lambda a: (a.created, a.name), default=None)
         status = status.model_copy(
             update={
                 "phase": JobPhase.FAILED,
@@ -233,7 +241,8 @@ def decide(f: Facts) -> Plan:
     if len(active) < want:
         wait = 0.0
         if streak and last_failure is not None:
-            wait = failure_backoff(len(streak)) - (now - last_failure).total_seconds()
+            delay = failure_backoff(len(streak))
+            wait = min(delay, delay - (now - last_failure).total_seconds())
         if wait > 0:
             requeue.append(max(wait, 1.0))
         else:
@@ -262,23 +271,28 @@ def _failure(
     failed: int,
     active: Sequence[Attempt],
     start: datetime.datetime,
-) -> tuple[JobReason, str] | None:
+) -> tuple[JobReason, str, Attempt | None] | None:
+    """Why the DockerJob fails now, and the attempt whose output tells (None: the newest failed one)."""
     spec = f.spec
-    for attempt, rule in sorted(judged, key=lambda pair: (pair[0].ended, pair[0].name)):
+    for attempt, rule in sorted(judged, key=lambda pair: (pair[0].created, pair[0].name)):
         if rule is not None and rule[1] is FailurePolicyAction.FAIL_JOB:
-            return JobReason.FAILURE_POLICY, (
-                f"attempt {attempt.name} failed with exit code {attempt.exit_code} matching FailJob rule at index "
-                f"{rule[0]}"
+            return (
+                JobReason.FAILURE_POLICY,
+                (
+                    f"attempt {attempt.name} failed with exit code {attempt.exit_code} matching FailJob rule at index "
+                    f"{rule[0]}"
+                ),
+                attempt,
             )
     if failed > spec.backoff_limit:
-        return JobReason.BACKOFF_LIMIT_EXCEEDED, BACKOFF_MESSAGE
+        return JobReason.BACKOFF_LIMIT_EXCEEDED, BACKOFF_MESSAGE, None
     if spec.template.spec.restart_policy is RestartPolicy.ON_FAILURE:
         restarts = sum(a.restarts for a in active)
         if (restarts > 0) if spec.backoff_limit == 0 else (restarts >= spec.backoff_limit):
-            return JobReason.BACKOFF_LIMIT_EXCEEDED, BACKOFF_MESSAGE
+            return JobReason.BACKOFF_LIMIT_EXCEEDED, BACKOFF_MESSAGE, None
     deadline = spec.active_deadline_seconds
     if deadline is not None and (f.now - start).total_seconds() >= deadline:
-        return JobReason.DEADLINE_EXCEEDED, DEADLINE_MESSAGE
+        return JobReason.DEADLINE_EXCEEDED, DEADLINE_MESSAGE, None
     return None
 
 

@@ -163,11 +163,11 @@ class JobReconciler:
             "apiVersion": "dockyard.dev/v1alpha1",
             "kind": "DockerContainer",
             "metadata": {
-                "generateName": f"{meta['name'][:56]}-",
+                "generateName": f"{meta['name'][:56].rstrip('-.')}-",
                 "namespace": meta["namespace"],
                 "labels": {
                     **template.metadata.labels,
-                    JOB_NAME_LABEL: meta["name"][:63],
+                    JOB_NAME_LABEL: meta["name"],
                     CONTROLLER_UID_LABEL: meta["uid"],
                 },
                 "annotations": dict(template.metadata.annotations),

@@ -160,3 +160,35 @@ def test_short_names_and_the_category(kubectl: Kubectl, namespace: str) -> None:
     assert f"dockercronjob.dockyard.dev/{c['metadata']['name']}" in listing
     assert c["metadata"]["name"] in kubectl.run("get", "dcj", "-n", namespace, "-o", "name").stdout
     assert j["metadata"]["name"] in kubectl.run("get", "dj", "-n", namespace, "-o", "name").stdout
+
+
+@pytest.mark.parametrize(
+    ("kind", "limit", "message"),
+    [
+        ("DockerJob", 63, "at most 63 characters: its attempts carry it"),
+        ("DockerCronJob", 52, "at most 52 characters: a run is a DockerJob named"),
+        ("DockerDeployment", 63, "at most 63 characters: its ControllerRevisions carry it"),
+    ],
+)
+def test_names_that_would_not_fit_their_childrens_labels_are_refused(
+    kubectl: Kubectl, namespace: str, kind: str, limit: int, message: str
+) -> None:
+    make = {"DockerJob": job, "DockerCronJob": cronjob}.get(kind)
+    for length in (limit, limit + 1):
+        if make is not None:
+            obj = make(namespace)
+        else:
+            obj = {
+                "apiVersion": "dockyard.dev/v1alpha1",
+                "kind": kind,
+                "metadata": {"namespace": namespace},
+                "spec": {"selector": {"matchLabels": {"app": "x"}},
+                         "template": {"metadata": {"labels": {"app": "x"}}, "spec": CONTAINER}},
+            }  # fmt: skip
+        obj["metadata"]["name"] = ("n" + uuid.uuid4().hex * 2)[:length]
+        result = kubectl.create(obj)
+        if length == limit:
+            assert result.returncode == 0, f"{kind} named with {limit} characters: {result.stderr}"
+        else:
+            assert result.returncode != 0, f"{kind} named with {length} characters accepted"
+            assert message in result.stderr, result.stderr

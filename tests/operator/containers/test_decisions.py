@@ -102,6 +102,26 @@ CASES = [
          spec={"driftPolicy": "Report"}),
     Case("drift with Enforce while the new image cannot be pulled: the old one keeps serving", state="running",
          drifted=True, memory=_back_off(FailureKind.PULL, 1, T + 8), reason="ImagePullBackOff", requeue=8.0),
+    # Terminal phases are final, as a Pod's: a finished attempt must never run again on its own.
+    Case("Never, Failed, its container pruned from the host: stays Failed, nothing created",
+         spec={"restartPolicy": "Never"}, status={"phase": "Failed", "reason": "Error", "observedGeneration": 1,
+                                                  "containerID": CID, "lastExitCode": 2},
+         phase="Failed", reason="Error"),
+    Case("Never, Succeeded, container gone: stays Succeeded", spec={"restartPolicy": "Never"},
+         status={"phase": "Succeeded", "reason": "Completed", "observedGeneration": 1, "containerID": CID},
+         phase="Succeeded", reason="Completed"),
+    Case("OnFailure, Succeeded, container gone: stays Succeeded", spec={"restartPolicy": "OnFailure"},
+         status={"phase": "Succeeded", "reason": "Completed", "observedGeneration": 1},
+         phase="Succeeded", reason="Completed"),
+    Case("Never, Failed, drift (a Secret changed): nothing recreated", state="exited", exit_code=2, drifted=True,
+         spec={"restartPolicy": "Never"}, status={"phase": "Failed", "reason": "Error", "observedGeneration": 1},
+         phase="Failed", reason="Error"),
+    Case("Never, Failed at an older generation: the new spec runs", spec={"restartPolicy": "Never"},
+         status={"phase": "Failed", "reason": "Error", "observedGeneration": 0},
+         actions=(actions.EnsureImage, actions.CreateContainer), phase="Creating", reason="ContainerCreating"),
+    Case("Always, Failed (HostPathNotAllowed before): not terminal, it is created now",
+         status={"phase": "Failed", "reason": "HostPathNotAllowed", "observedGeneration": 1},
+         actions=(actions.EnsureImage, actions.CreateContainer), phase="Creating", reason="ContainerCreating"),
 ]  # fmt: skip
 
 

@@ -103,12 +103,21 @@ def test_day_of_month_and_day_of_week_both_set_mean_either() -> None:
         ("61 * * * *", None, ScheduleError),
         ("0 0 * * 7", None, ScheduleError),
         ("0 0 L * *", None, ScheduleError),
+        ("0 22-2 * * *", None, ScheduleError),
+        ("0 0 * DEC-JAN *", None, ScheduleError),
+        ("0 0 * * FRI-MON", None, ScheduleError),
         ("* * * * *", "Mars/Olympus_Mons", UnknownTimeZoneError),
     ],
 )
 def test_schedules_the_operator_cannot_follow_say_why(schedule: str, zone: str | None, error: type[Exception]) -> None:
     with pytest.raises(error):
         schedules.parse(schedule, zone)
+
+
+def test_forward_ranges_by_number_and_name_are_read() -> None:
+    weekdays = schedules.parse("0 9 * * MON-FRI")
+    assert weekdays.next_after(at(0)).weekday() in range(5)
+    assert schedules.parse("0 1-3 * jan-mar *").next_after(at(0)).hour == 1
 
 
 # -- decisions ----------------------------------------------------------------------------------------------------

@@ -77,19 +77,32 @@ def test_after_n_failures_the_next_attempt_waits_the_back_off_from_the_newest_fa
     history = [failed(f"a{i}", created=i * 1000, finished=i * 1000 + 5) for i in range(failures)]
     newest = (failures - 1) * 1000 + 5
     delay = failure_backoff(failures)
-    status = DockerJobStatus(start_time=T0)
-    early = run(job, history, now=newest + delay - 1, status=status)
+    seen = run(job, history, now=newest, status=DockerJobStatus(start_time=T0))  # the operator sees it fail
+    assert (seen.create, seen.status.last_failure_time) == (0, at(newest))
+    assert seen.requeue_after == pytest.approx(delay)
+    early = run(job, history, now=newest + delay - 1, status=seen.status)
     assert early.create == 0
     assert early.requeue_after == pytest.approx(1.0)
-    on_time = run(job, history, now=newest + delay, status=status)
+    on_time = run(job, history, now=newest + delay, status=seen.status)
     assert on_time.create == 1
+
+
+def test_the_back_off_runs_on_the_operators_clock_not_a_docker_hosts() -> None:
+    """A host an hour ahead (or behind) must not stretch (or skip) the back-off."""
+    job = spec(backoffLimit=10)
+    for skew in (3600, -3600):
+        history = [failed("a", created=0, finished=5 + skew)]
+        seen = run(job, history, now=5, status=DockerJobStatus(start_time=T0))
+        assert seen.requeue_after == pytest.approx(10.0)
+        assert run(job, history, now=15, status=seen.status).create == 1
 
 
 def test_a_success_resets_the_back_off_streak() -> None:
     job = spec(completions=3, backoffLimit=10)
     history = [failed("a", 0, 5), failed("b", 20, 25), succeeded("c", 70, 80), failed("d", 100, 105)]
-    plan = run(job, history, now=115, status=DockerJobStatus(start_time=T0))
-    assert plan.create == 1, "one failure since the success: 10 s, and 10 s have passed"
+    seen = run(job, history, now=105, status=DockerJobStatus(start_time=T0))
+    assert seen.requeue_after == pytest.approx(10.0), "one failure since the success: 10 s, not 40"
+    assert run(job, history, now=115, status=seen.status).create == 1
 
 
 def test_more_failures_than_the_backoff_limit_fail_the_job_and_say_which_output_to_show() -> None:
@@ -166,9 +179,13 @@ def test_failure_policy_fail_job_ignore_and_count() -> None:
     fatal = run(job, [failed("a", 0, 5, code=42)], now=6, status=DockerJobStatus(start_time=T0))
     assert condition(fatal, "Failed") == ("True", "FailurePolicy")
     assert "exit code 42 matching FailJob rule at index 0" in fatal.status.conditions[0].message
+    later = [failed("a", 0, 5, code=42), failed("b", 1, 6, code=3)]
+    assert run(job, later, now=7, status=DockerJobStatus(start_time=T0)).output_of == "a", "the output of the culprit"
     ignored = [failed(n, i * 100, i * 100 + 5, code=137) for i, n in enumerate("abc")]
-    plan = run(job, ignored, now=1000, status=DockerJobStatus(start_time=T0))
-    assert (condition(plan, "Failed"), plan.status.failed, plan.create) == (None, 0, 1)
+    seen = run(job, ignored, now=205, status=DockerJobStatus(start_time=T0))
+    assert (condition(seen, "Failed"), seen.status.failed) == (None, 0)
+    assert seen.requeue_after == pytest.approx(40.0), "ignored failures still feed the back-off"
+    assert run(job, ignored, now=1000, status=seen.status).create == 1
     counted = run(job, [failed("a", 0, 5, code=3), failed("b", 30, 35, code=3)], now=40,
                   status=DockerJobStatus(start_time=T0))  # fmt: skip
     assert condition(counted, "Failed") == ("True", "BackoffLimitExceeded")
