@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import http.client
 import io
+import ipaddress
 import json
 import os
 import shutil
@@ -101,6 +102,12 @@ class Env:
     @property
     def docker_host(self) -> str:
         return f"unix://{self.docker_socket}"
+
+    @property
+    def bridge_gateway(self) -> str:
+        """This machine's address on the private bridge: not loopback, so an EndpointSlice may hold it (the data
+        plane of DockerServices listens there in the demo and the tests)."""
+        return str(ipaddress.ip_network(self.bridge_cidr).network_address + 1)
 
     @property
     def env(self) -> dict[str, str]:

@@ -26,7 +26,7 @@ from dockyard_operator.informer.informing import WatchSettings
 from dockyard_operator.kube import errors as kube_errors
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.resources import CONFIGMAPS, DOCKERHOSTS, SECRETS
-from dockyard_operator.settings import OperatorSettings, ReconcileSettings, TunnelSettings
+from dockyard_operator.settings import OperatorSettings, ReconcileSettings, ServiceSettings, TunnelSettings
 from dockyard_tunnel.logs import LEVEL_NAMES, configure_json_logs
 
 EXIT_USAGE = 2
@@ -141,6 +141,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=_env_bool("insecure-tunnel", False),
         help="serve plain ws:// without TLS (development only)",
     )
+    op.add_argument(
+        "--service-address",
+        default=_env("service-address", ""),
+        help="IP the DockerService data plane listens on and EndpointSlices point at "
+        "(default: $POD_IP, else the address of the default route; never loopback)",
+    )
     op.add_argument("--log-level", choices=LEVEL_NAMES, default=_env("log-level", "info"))
 
     rollout = sub.add_parser("rollout", help="manage the rollout of a DockerDeployment (as kubectl rollout)")
@@ -212,6 +218,7 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
                 key_file=Path(args.tunnel_key_file) if args.tunnel_key_file else None,
                 insecure=args.insecure_tunnel,
             ),
+            services=ServiceSettings(address=args.service_address),
         )
     except ValueError as exc:
         raise SystemExit(f"dockyard: error: {exc}") from None

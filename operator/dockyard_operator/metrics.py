@@ -57,6 +57,29 @@ class Metrics:
             "dockyard_docker_events_total", "Docker events received per host.", ["host"], registry=r
         )
         self.leader = Gauge("leader_election_master_status", "1 while this replica leads.", ["name"], registry=r)
+        # DockerService data plane, per service (namespace/name) and backend (DockerContainer name).
+        self.service_connections = Counter(
+            "dockyard_service_connections_total",
+            "Connections per DockerService and backend: opened (spliced), failed (dial refused or timed out).",
+            ["service", "backend", "result"],
+            registry=r,
+        )
+        self.service_active = Gauge(
+            "dockyard_service_connections_active", "Connections open now.", ["service", "backend"], registry=r
+        )
+        self.service_bytes = Counter(
+            "dockyard_service_bytes_total",
+            "Bytes moved per direction: to_backend (client to container) and to_client.",
+            ["service", "backend", "direction"],
+            registry=r,
+        )
+        self.service_dial = Histogram(
+            "dockyard_service_dial_seconds",
+            "From picking a backend to its agent saying it is connected.",
+            ["service", "backend"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+            registry=r,
+        )
 
     def count_kube_request(self, method: str, path: str) -> None:
         # /apis/<group>/<version>/[namespaces/<ns>/]<plural>[/<name>[/<sub>]] -> plural (+ /sub)
@@ -74,6 +97,19 @@ class Metrics:
 
     def count_docker_event(self, host: str) -> None:
         self.docker_events.labels(host).inc()
+
+    def count_service_connection(self, service: str, backend: str, result: str) -> None:
+        self.service_connections.labels(service, backend, result).inc()
+
+    def service_connection_active(self, service: str, backend: str, delta: int) -> None:
+        self.service_active.labels(service, backend).inc(delta)
+
+    def count_service_bytes(self, service: str, backend: str, to_backend: int, to_client: int) -> None:
+        self.service_bytes.labels(service, backend, "to_backend").inc(to_backend)
+        self.service_bytes.labels(service, backend, "to_client").inc(to_client)
+
+    def observe_service_dial(self, service: str, backend: str, seconds: float) -> None:
+        self.service_dial.labels(service, backend).observe(seconds)
 
     def queue_observer(self, name: str) -> QueueMetrics:
         return QueueMetrics(self, name)

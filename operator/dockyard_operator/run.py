@@ -20,6 +20,9 @@ from pathlib import Path
 
 import structlog
 
+from dockyard_mux import Stream
+from dockyard_operator.api.common import LabelSelector
+from dockyard_operator.api.dockerservice import SERVICE_OWNER_LABEL
 from dockyard_operator.containers import indexing
 from dockyard_operator.containers.reconciler import ContainerReconciler
 from dockyard_operator.cronjobs.reconciler import CronJobReconciler
@@ -42,18 +45,28 @@ from dockyard_operator.kube.resources import (
     DOCKERDEPLOYMENTS,
     DOCKERHOSTS,
     DOCKERJOBS,
+    DOCKERSERVICES,
+    ENDPOINTSLICES,
     NAMESPACES,
     SECRETS,
+    SERVICES,
 )
 from dockyard_operator.metrics import Metrics
 from dockyard_operator.runtime.consistency import WriteTracker
 from dockyard_operator.runtime.controller import Controller, Owns, Watch, controller_ref, intent_changed
 from dockyard_operator.runtime.fetching import FetchedObjects
-from dockyard_operator.runtime.informers import SharedInformers
+from dockyard_operator.runtime.informers import SharedInformers, Source
 from dockyard_operator.runtime.manager import Manager
+from dockyard_operator.services import backends as service_backends
+from dockyard_operator.services.addresses import data_plane_address
+from dockyard_operator.services.dataplane import DataPlane, DataPlaneConfig
+from dockyard_operator.services.errors import ServiceAddressError
+from dockyard_operator.services.reconciler import ServiceReconciler
 from dockyard_operator.serving import ProbeServer
 from dockyard_operator.settings import OperatorSettings
 from dockyard_operator.tunneling import EmbeddedTunnel
+from dockyard_tunnel.errors import DialError
+from dockyard_tunnel.server.streams import dial_tcp
 
 log = structlog.get_logger("dockyard.operator")
 
@@ -300,6 +313,7 @@ class Operator:
             tracker=cronjob_tracker,
             operator_class=settings.operator_class,
         )
+        self._setup_services(informers, containers, namespaces, recorder)
         self.host_controller = self.manager.add(
             Controller(
                 name="dockerhost",
@@ -313,6 +327,79 @@ class Operator:
                 tracker=host_tracker,
             )
         )
+
+    def _setup_services(
+        self, informers: SharedInformers, containers: Source, namespaces: Source, recorder: EventRecorder
+    ) -> None:
+        """DockerServices: the data plane, the Services and EndpointSlices we own, and the controller."""
+        try:
+            address: str | None = data_plane_address(self.settings.services.address)
+            self.service_address_error = ""
+        except ServiceAddressError as exc:
+            address, self.service_address_error = None, str(exc)
+            log.warning("DockerServices cannot be served", reason=str(exc))
+        self.dataplane = DataPlane(
+            DataPlaneConfig(listen_host=address or "127.0.0.1", dial_timeout=self.settings.services.dial_timeout),
+            dial=self._dial,
+            metrics=self.metrics,
+        )
+        docker_services = informers.source(DOCKERSERVICES)
+        docker_services.add_index(indexing.BY_NAMESPACE, indexing.namespace_of)
+        # Only the Services and EndpointSlices we made (a label selector), not every Service of the cluster.
+        kube_services = informers.source(SERVICES, label_selector=SERVICE_OWNER_LABEL)
+        slices = informers.source(ENDPOINTSLICES, label_selector=SERVICE_OWNER_LABEL)
+
+        def selecting(_event: str, obj: JSON, old: JSON | None) -> list[str]:
+            if service_backends.view(obj) == service_backends.view(old):
+                return []  # nothing a service looks at changed (a restart count, a drift)
+            labels = [((o or {}).get("metadata") or {}).get("labels") or {} for o in (obj, old)]
+            keys = []
+            for svc in docker_services.store.by_index(indexing.BY_NAMESPACE, obj["metadata"]["namespace"]):
+                try:
+                    selector = LabelSelector.model_validate((svc.get("spec") or {}).get("selector") or {})
+                except ValueError:
+                    continue
+                if any(selector.matches(lab) for lab in labels):
+                    keys.append(object_key(svc))
+            return keys
+
+        tracker = WriteTracker()
+        self.service_controller = self.manager.add(
+            Controller(
+                name="dockerservice",
+                kind="DockerService",
+                for_=docker_services,
+                reconcile=self._reconcile_service,
+                owns=[Owns(kube_services), Owns(slices)],
+                watches=[Watch(containers, selecting)],
+                workers=2,
+                metrics=self.metrics,
+                tracker=tracker,
+            )
+        )
+        self.service_reconciler = ServiceReconciler(
+            kube=self.kube,
+            recorder=recorder,
+            services=docker_services.store,
+            containers=containers.store,
+            namespaces=namespaces.store,
+            kube_services=kube_services.store,
+            slices=slices.store,
+            dataplane=self.dataplane,
+            address=address,
+            address_error=self.service_address_error,
+            tracker=tracker,
+            operator_class=self.settings.operator_class,
+        )
+
+    async def _dial(self, host: str, ip: str, port: int) -> Stream:
+        server = self.tunnel.server if self.tunnel is not None else None
+        if server is None:
+            raise DialError(f"{host}: DockerServices need the tunnel (the operator runs without one)")
+        return await dial_tcp(server.registry, host=host, ip=ip, port=port, timeout=self.settings.services.dial_timeout)
+
+    async def _reconcile_service(self, key: str) -> float | None:
+        return await self.service_reconciler.reconcile(key)
 
     async def _reconcile_deployment(self, key: str) -> float | None:
         return await self.deployment_reconciler.reconcile(key)
@@ -391,6 +478,7 @@ class Operator:
             self.started.clear()
             self.manager.shut_down()
             await self.recorder.drain(timeout=EVENT_DRAIN_TIMEOUT)
+            await self.dataplane.close()
             await self.hosts.close()
             if self.tunnel is not None:
                 await self.tunnel.stop()

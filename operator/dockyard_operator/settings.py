@@ -102,6 +102,17 @@ class TunnelSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServiceSettings:
+    address: str = ""
+    """The IP the data plane listens on and the EndpointSlices of DockerServices point at. Empty: $POD_IP (the
+    Pod's IP, from the downward API) when set, else the address of this machine's default route. Never a loopback
+    address: the API server refuses those in an EndpointSlice."""
+
+    dial_timeout: float = 5.0
+    """Seconds for a host's agent to connect to a container before the connection tries another backend."""
+
+
+@dataclasses.dataclass(frozen=True)
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()
     """Namespaces whose DockerContainers are watched; empty means all namespaces."""
@@ -127,3 +138,4 @@ class OperatorSettings:
     reconcile: ReconcileSettings = dataclasses.field(default_factory=ReconcileSettings)
     hosts: HostSettings = dataclasses.field(default_factory=HostSettings)
     tunnel: TunnelSettings = dataclasses.field(default_factory=TunnelSettings)
+    services: ServiceSettings = dataclasses.field(default_factory=ServiceSettings)

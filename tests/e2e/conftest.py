@@ -101,7 +101,7 @@ def clean_up_session(devenv: Any) -> None:
     namespaces = kubectl(devenv, "get", "namespaces", "-l", SELECTOR, "-o", "name").stdout.split()
     for ns in namespaces:
         # Owners first (their controllers would replace deleted children), then what is left of the children.
-        for kind in ("dockercronjobs", "dockerjobs", "dockerdeployments", "dockercontainers"):
+        for kind in ("dockerservices", "dockercronjobs", "dockerjobs", "dockerdeployments", "dockercontainers"):
             kubectl(devenv, "delete", kind, "--all", "-n", ns.split("/", 1)[1], "--timeout=180s", check=False)
     kubectl(devenv, "delete", "dockerhosts", "-l", SELECTOR, "--timeout=120s", check=False)
     for ns in namespaces:

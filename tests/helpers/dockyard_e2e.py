@@ -196,6 +196,7 @@ class OperatorProcess:
             "--metrics-address", f"127.0.0.1:{self.metrics_port}",
             "--tunnel-address", f"127.0.0.1:{self.tunnel_port}",
             "--tunnel-tls-dir", str(self.workdir / "tunnel-tls"),
+            "--service-address", self.devenv.bridge_gateway,
             "--resync-period", "30",
             "--identity", self.identity,
             "--log-level", "debug",
@@ -339,8 +340,8 @@ def leave_tunnel_host(devenv: Any, name: str, agent: Agent) -> None:
 CLUSTER_KINDS = "namespaces,dockerhosts.dockyard.dev,clusterroles,clusterrolebindings,customresourcedefinitions"
 NAMESPACED_KINDS = (
     "dockercontainers.dockyard.dev,dockerdeployments.dockyard.dev,dockerjobs.dockyard.dev,"
-    "dockercronjobs.dockyard.dev,controllerrevisions.apps,configmaps,"
-    "secrets,serviceaccounts,roles,rolebindings,services"
+    "dockercronjobs.dockyard.dev,dockerservices.dockyard.dev,controllerrevisions.apps,configmaps,"
+    "secrets,serviceaccounts,roles,rolebindings,services,endpointslices.discovery.k8s.io"
 )
 
 
@@ -377,7 +378,8 @@ def inventory(devenv: Any) -> dict[str, Any]:
     dockyard = [
         o
         for o in cluster + namespaced
-        if o["kind"] in ("DockerHost", "DockerContainer", "DockerDeployment", "DockerJob", "DockerCronJob")
+        if o["kind"]
+        in ("DockerHost", "DockerContainer", "DockerDeployment", "DockerJob", "DockerCronJob", "DockerService")
     ]
     return {
         "keys": {_key(o) for o in cluster + namespaced},

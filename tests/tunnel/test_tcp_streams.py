@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 from typing import Any
 
 import aiodocker
 import pytest
 
-from dockyard_mux import StreamResetError
 from dockyard_tunnel.dockerapi.local import MANAGED_LABEL
-from dockyard_tunnel.server.streams import open_target_stream
-from dockyard_tunnel.stream_headers import TcpTarget
+from dockyard_tunnel.errors import DialError
+from dockyard_tunnel.server.streams import dial_tcp
 from dockyard_tunnel.testing import HOST, TunnelRig
 
 pytestmark = [pytest.mark.docker]
@@ -22,8 +20,7 @@ HTTPD = ["sh", "-c", "mkdir -p /www && echo hello-from-container > /www/index.ht
 
 
 async def _http_get(rig: TunnelRig, ip: str) -> bytes:
-    target = TcpTarget(ip=ipaddress.ip_address(ip), port=8080)
-    stream = await open_target_stream(rig.server.registry, host=HOST, target=target)
+    stream = await dial_tcp(rig.server.registry, host=HOST, ip=ip, port=8080, timeout=10)
     async with stream:
         await stream.write(b"GET /index.html HTTP/1.0\r\n\r\n")
         await stream.send_eof()
@@ -70,7 +67,7 @@ async def test_tcp_only_to_managed_containers(rig: TunnelRig, devenv: Any) -> No
         assert response.endswith(b"hello-from-container\n")
 
         for refused in (unmanaged, "127.0.0.1"):
-            with pytest.raises(StreamResetError):
+            with pytest.raises(DialError):
                 await _http_get(rig, refused)
             wanted = f"tcp {refused}:8080"
 

@@ -61,3 +61,8 @@ class AuthenticatorNotReadyError(TunnelError):
     The server answers 503 with Retry-After and does not count the attempt as a failure: a whole fleet reconnecting
     to a fresh operator must not be rate-limited for the operator's own start-up.
     """
+
+
+class DialError(TunnelError):
+    """A `tcp` stream did not connect: the host has no session, the agent refused the address, or its dial failed
+    or took too long. Nothing was sent to the target, so the caller may try another."""

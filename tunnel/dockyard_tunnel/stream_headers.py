@@ -2,7 +2,10 @@
 
 Wire format: one length byte N (1..255), then N bytes of ASCII text, one of
     `docker`              pipe the stream to the agent's local Docker API socket
-    `tcp HOST:PORT`       dial HOST:PORT; HOST is an IPv4 literal or a bracketed IPv6 literal
+    `tcp HOST:PORT`       dial HOST:PORT; HOST is an IPv4 literal or a bracketed IPv6 literal. Once connected, the
+                          agent sends one byte TCP_CONNECTED before the target's bytes; a refused or failed dial
+                          resets the stream instead. So the opener knows the target was reached (or was never
+                          touched, and another may be tried) before it sends a byte of its own.
 The length prefix lets the agent read exactly the header and hand the rest of the stream, untouched, to the
 target. Host names are not accepted: the agent only dials container IP addresses it has checked.
 """
@@ -17,6 +20,8 @@ from typing import Protocol
 from dockyard_tunnel.errors import StreamHeaderError
 
 MAX_HEADER_LENGTH = 255
+#: The agent's answer on a `tcp` stream once its dial succeeded.
+TCP_CONNECTED = b"\x00"
 
 
 @dataclass(frozen=True, slots=True)

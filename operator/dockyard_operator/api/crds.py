@@ -17,6 +17,7 @@ from dockyard_operator.api import (
     dockerdeployment,
     dockerhost,
     dockerjob,
+    dockerservice,
     schemas,
 )
 
@@ -63,6 +64,8 @@ class KindInfo:
     max_name_length: int | None = None
     """A limit on metadata.name below the 253 of a DNS subdomain, with the reason (CEL at the root)."""
     name_reason: str = ""
+    name_pattern: str | None = None
+    """A pattern metadata.name must match (CEL at the root; the reason is name_reason)."""
 
 
 def _condition_status(condition_type: str) -> str:
@@ -196,7 +199,31 @@ DOCKER_CRONJOB: Final = KindInfo(
     name_reason="a run is a DockerJob named <name>-<minutes since the epoch>, 11 more (as for a CronJob)",
 )
 
-KINDS: Final = (DOCKER_CONTAINER, DOCKER_HOST, DOCKER_DEPLOYMENT, DOCKER_JOB, DOCKER_CRONJOB)
+DOCKER_SERVICE: Final = KindInfo(
+    kind=dockerservice.KIND,
+    plural="dockerservices",
+    short_names=("dsvc",),
+    namespaced=True,
+    description=(
+        "DockerContainers on any Docker host behind a Kubernetes Service of the same name: the operator's data "
+        "plane takes each connection through the tunnel to a Ready container the selector picks."
+    ),
+    spec=dockerservice.DockerServiceSpec,
+    status=dockerservice.DockerServiceStatus,
+    spec_required=True,
+    columns=(
+        PrinterColumn("Type", "string", ".spec.service.type", "The type of the Kubernetes Service."),
+        PrinterColumn("Cluster-IP", "string", ".status.clusterIP", "The Service's ClusterIP."),
+        PrinterColumn("Ports", "string", ".status.ports", "The Service's ports."),
+        PrinterColumn("Ready", "string", ".status.ready", "Ready backends of those selected."),
+        _AGE,
+    ),
+    max_name_length=63,
+    name_reason="it names a Kubernetes Service, whose name is a DNS-1035 label",
+    name_pattern=dockerservice.NAME_PATTERN,
+)
+
+KINDS: Final = (DOCKER_CONTAINER, DOCKER_HOST, DOCKER_DEPLOYMENT, DOCKER_JOB, DOCKER_CRONJOB, DOCKER_SERVICE)
 
 
 def build_crd(info: KindInfo) -> dict[str, Any]:
@@ -228,6 +255,13 @@ def build_crd(info: KindInfo) -> dict[str, Any]:
                 "message": f"metadata.name may be at most {info.max_name_length} characters: {info.name_reason}",
             }
         ]
+    if info.name_pattern is not None:
+        root.setdefault("x-kubernetes-validations", []).append(
+            {
+                "rule": f"self.metadata.name.matches('{info.name_pattern}')",
+                "message": f"metadata.name must match {info.name_pattern}: {info.name_reason}",
+            }
+        )
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

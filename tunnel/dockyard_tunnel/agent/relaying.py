@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import structlog
 
 from dockyard_mux import MuxError, Stream
-from dockyard_tunnel.dockerapi.local import MANAGED_LABEL, LocalDocker
+from dockyard_tunnel.dockerapi.local import MANAGED_LABEL, IPAddress, LocalDocker
 from dockyard_tunnel.errors import LocalDockerError, StreamHeaderError
 from dockyard_tunnel.piping import SpliceFailedError, bad_gateway_response, splice
-from dockyard_tunnel.stream_headers import DockerTarget, TcpTarget, read_header
+from dockyard_tunnel.stream_headers import TCP_CONNECTED, DockerTarget, TcpTarget, read_header
 
 log = structlog.get_logger("dockyard_tunnel.agent")
 
@@ -24,6 +25,10 @@ log = structlog.get_logger("dockyard_tunnel.agent")
 HEADER_TIMEOUT = 10.0
 # Dialling a container on the same host is local; a slow dial means the container is not listening.
 TCP_DIAL_TIMEOUT = 10.0
+# How long a list of managed containers' IPs answers for: a service with many new connections per second costs
+# one Docker call per second, not one per connection. An address not in the list is looked up again at once (a
+# container that just started), so the cache only delays noticing that an address stopped being allowed.
+ALLOWED_IPS_TTL = 1.0
 
 
 class StreamRelay:
@@ -32,6 +37,20 @@ class StreamRelay:
     def __init__(self, *, docker_socket_path: str, local_docker: LocalDocker) -> None:
         self._docker_socket_path = docker_socket_path
         self._local_docker = local_docker
+        self._allowed: tuple[float, set[IPAddress]] | None = None
+        self._listing: asyncio.Future[set[IPAddress]] | None = None
+
+    async def _allowed_ips(self, wanted: IPAddress) -> set[IPAddress]:
+        now = time.monotonic()
+        if self._allowed is not None and now - self._allowed[0] < ALLOWED_IPS_TTL and wanted in self._allowed[1]:
+            return self._allowed[1]
+        if self._listing is None:  # one Docker call for every connection waiting on it
+            self._listing = asyncio.ensure_future(self._local_docker.managed_container_ips())
+            listing = self._listing
+            listing.add_done_callback(lambda _f: setattr(self, "_listing", None))
+        ips = await asyncio.shield(self._listing)
+        self._allowed = (time.monotonic(), ips)
+        return ips
 
     async def handle(self, stream: Stream) -> None:
         try:
@@ -56,7 +75,7 @@ class StreamRelay:
 
     async def _relay_tcp(self, stream: Stream, target: TcpTarget) -> None:
         try:
-            allowed = await self._local_docker.managed_container_ips()
+            allowed = await self._allowed_ips(target.ip)
         except LocalDockerError as e:
             log.error("tcp_refused", target=target.text(), reason=str(e))
             stream.reset()
@@ -76,6 +95,12 @@ class StreamRelay:
         except (OSError, TimeoutError) as e:
             log.warning("tcp_dial_failed", target=target.text(), error=str(e) or "timeout")
             stream.reset()
+            return
+        try:
+            await stream.write(TCP_CONNECTED)
+        except MuxError:
+            stream.reset()
+            writer.transport.abort()
             return
         await self._splice(stream, reader, writer)
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+
 from dockyard_mux import MuxError, Stream
-from dockyard_tunnel.errors import HostNotConnectedError
+from dockyard_tunnel.errors import DialError, HostNotConnectedError
 from dockyard_tunnel.server.registry import SessionRegistry
-from dockyard_tunnel.stream_headers import StreamTarget, encode_header
+from dockyard_tunnel.stream_headers import TCP_CONNECTED, StreamTarget, TcpTarget, encode_header
 
 
 async def open_target_stream(registry: SessionRegistry, *, host: str, target: StreamTarget) -> Stream:
     """A new stream to `host` that the agent connects to `target`.
 
-    Raises HostNotConnectedError when the host has no live session. For a `tcp` target the agent resets the
-    stream if it refuses or cannot dial, which the caller sees as StreamResetError on its first read.
+    Raises HostNotConnectedError when the host has no live session. For a `tcp` target the agent answers
+    TCP_CONNECTED once connected, or resets the stream if it refuses or cannot dial: dial_tcp waits for that.
     """
     session = registry.require(host)
     try:
@@ -24,4 +27,28 @@ async def open_target_stream(registry: SessionRegistry, *, host: str, target: St
     except BaseException:
         stream.reset()
         raise
+    return stream
+
+
+async def dial_tcp(registry: SessionRegistry, *, host: str, ip: str, port: int, timeout: float) -> Stream:
+    """A stream connected to `ip:port` through `host`'s agent, once the agent says it is connected.
+
+    Raises DialError (nothing reached the target) when the host has no session, the agent refused the address
+    or could not connect, or no answer came within `timeout` seconds.
+    """
+    try:
+        target = TcpTarget(ip=ipaddress.ip_address(ip), port=port)
+        stream = await open_target_stream(registry, host=host, target=target)
+    except (ValueError, HostNotConnectedError, MuxError) as e:
+        raise DialError(f"{host}: {e}") from e
+    try:
+        async with asyncio.timeout(timeout):
+            answer = await stream.read_exactly(1)
+    except (MuxError, TimeoutError, asyncio.IncompleteReadError) as e:
+        stream.reset()
+        reason = "no answer in time" if isinstance(e, TimeoutError) else "refused or not listening"
+        raise DialError(f"{host}: {ip}:{port}: {reason}") from e
+    if answer != TCP_CONNECTED:
+        stream.reset()
+        raise DialError(f"{host}: {ip}:{port}: unexpected answer {answer!r} (an agent of another version?)")
     return stream

@@ -1,0 +1,1 @@
+"""DockerService: DockerContainers behind a Kubernetes Service, through the operator's data plane and the tunnel."""

@@ -1,0 +1,221 @@
+"""The data plane: one listener per DockerService port, each connection spliced to a Ready backend through the tunnel.
+
+A connection picks a backend (services/balancing.py), dials it through that backend's host agent (`tcp IP:PORT`;
+the agent answers once connected, so a failed dial has sent nothing and is tried once more on another backend),
+then copies both ways with half-close. Back-pressure is end to end: the splice waits for the client socket to drain
+and for mux credit, so a client that stops reading stops the container, never grows the operator's memory.
+
+Backends change under a running listener (`update`): new connections see the new set at once; connections already
+open to a backend that turned unready are left to finish, as kube-proxy leaves established connections alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from dockyard_mux import MuxError, Stream
+from dockyard_operator.metrics import Metrics
+from dockyard_operator.services.backends import Backend
+from dockyard_operator.services.balancing import Balancer
+from dockyard_tunnel.errors import DialError
+from dockyard_tunnel.piping import SpliceFailedError, splice
+
+log = structlog.get_logger("dockyard.dataplane")
+
+Dial = Callable[[str, str, int], Awaitable[Stream]]
+"""(host, ip, port) -> a stream connected to ip:port on that host; raises DialError."""
+
+#: Backends tried per connection: the first pick and, if its dial fails, one other.
+DIAL_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class DataPlaneConfig:
+    """Where the listeners are, and how long a dial may take."""
+
+    listen_host: str
+    """The address every listener binds (port 0: the kernel picks; the EndpointSlice says which)."""
+
+    dial_timeout: float = 5.0
+    """Seconds for the agent to say it connected to the container; longer means the container is not listening
+    or its host is slow, and the connection tries another backend. Default 5."""
+
+
+@dataclass
+class _Service:
+    key: str
+    backends: list[Backend] = field(default_factory=list)
+    affinity_timeout: float | None = None
+    balancer: Balancer = field(default_factory=Balancer)
+    listeners: dict[str, asyncio.Server] = field(default_factory=dict)
+    connections: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class DataPlane:
+    """The listeners of every DockerService this operator serves."""
+
+    def __init__(self, config: DataPlaneConfig, *, dial: Dial, metrics: Metrics | None = None) -> None:
+        self._config = config
+        self._dial = dial
+        self._metrics = metrics
+        self._services: dict[str, _Service] = {}
+
+    def ports(self, key: str) -> dict[str, int]:
+        """Service port key -> the port its listener is bound to."""
+        service = self._services.get(key)
+        return {} if service is None else {k: _bound_port(s) for k, s in service.listeners.items()}
+
+    async def update(
+        self, key: str, *, ports: Sequence[str], backends: Sequence[Backend], affinity_timeout: float | None
+    ) -> dict[str, int]:
+        """Serve `key` on these port keys with these backends; returns the bound port of each port key."""
+        service = self._services.get(key)
+        if service is None:
+            service = self._services[key] = _Service(key=key)
+        service.backends = list(backends)
+        service.affinity_timeout = affinity_timeout
+        for port in [p for p in service.listeners if p not in ports]:
+            server = service.listeners.pop(port)
+            server.close()
+        for port in ports:
+            if port not in service.listeners:
+                service.listeners[port] = await asyncio.start_server(
+                    functools.partial(self._accept, service, port),
+                    host=self._config.listen_host,
+                    port=0,
+                    reuse_address=True,
+                )
+        return self.ports(key)
+
+    async def remove(self, key: str) -> None:
+        """Stop serving `key`: its listeners close and its open connections are ended."""
+        service = self._services.pop(key, None)
+        if service is None:
+            return
+        for server in service.listeners.values():
+            server.close()
+        for task in list(service.connections):
+            task.cancel()
+        await asyncio.gather(*service.connections, return_exceptions=True)
+
+    async def close(self) -> None:
+        for key in list(self._services):
+            await self.remove(key)
+
+    def keys(self) -> list[str]:
+        return list(self._services)
+
+    # -- connections ------------------------------------------------------------------------------------------
+
+    async def _accept(
+        self, service: _Service, port: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:  # so remove() can end it
+            service.connections.add(task)
+            task.add_done_callback(service.connections.discard)
+        try:
+            await self._serve(service, port, reader, writer)
+        except asyncio.CancelledError:
+            writer.transport.abort()
+            raise
+        except Exception:  # one connection's bug must not be swallowed silently, nor end the listener
+            log.exception("connection failed", service=service.key)
+            writer.transport.abort()
+
+    async def _serve(
+        self, service: _Service, port: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        tried: set[str] = set()
+        for _ in range(DIAL_ATTEMPTS):
+            backend = self._pick(service, port, client, tried)
+            if backend is None:
+                break
+            tried.add(backend.key)
+            service.balancer.opened(backend.key)
+            try:
+                started = time.monotonic()
+                try:
+                    stream = await self._dial(str(backend.host), str(backend.ip), backend.ports[port])
+                except DialError as exc:
+                    log.info("dial failed", service=service.key, backend=backend.key, error=str(exc))
+                    self._count(service.key, backend.key, "failed")
+                    continue
+                self._observe_dial(service.key, backend.key, time.monotonic() - started)
+                await self._relay(service, backend, stream, reader, writer)
+                return
+            finally:
+                service.balancer.closed(backend.key)
+        # No Ready backend, or every one tried refused: the client sees its connection reset, as with a Service
+        # whose endpoints are all gone (kube-proxy rejects; there is no protocol to answer in).
+        writer.transport.abort()
+
+    def _pick(self, service: _Service, port: str, client: str | None, tried: set[str]) -> Backend | None:
+        ready = {b.key: b for b in service.backends if b.ready and port in b.ports and b.host and b.ip}
+        chosen = service.balancer.pick(
+            list(ready), client=client, affinity_timeout=service.affinity_timeout, exclude=tried
+        )
+        return None if chosen is None else ready[chosen]
+
+    async def _relay(
+        self,
+        service: _Service,
+        backend: Backend,
+        stream: Stream,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self._count(service.key, backend.key, "opened")
+        if self._metrics is not None:
+            self._metrics.service_connection_active(service.key, backend.key, +1)
+        try:
+            progress = await splice(stream, reader, writer)
+        except SpliceFailedError as exc:
+            stream.reset()
+            writer.transport.abort()
+            self._bytes(service.key, backend.key, exc.progress.to_stream, exc.progress.to_socket)
+            return
+        except BaseException:
+            stream.reset()
+            writer.transport.abort()
+            raise
+        finally:
+            if self._metrics is not None:
+                self._metrics.service_connection_active(service.key, backend.key, -1)
+        self._bytes(service.key, backend.key, progress.to_stream, progress.to_socket)
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        with contextlib.suppress(MuxError):
+            await stream.aclose()
+
+    # -- metrics ------------------------------------------------------------------------------------------------
+
+    def _count(self, service: str, backend: str, what: str) -> None:
+        if self._metrics is not None:
+            self._metrics.count_service_connection(service, backend, what)
+
+    def _observe_dial(self, service: str, backend: str, seconds: float) -> None:
+        if self._metrics is not None:
+            self._metrics.observe_service_dial(service, backend, seconds)
+
+    def _bytes(self, service: str, backend: str, to_backend: int, to_client: int) -> None:
+        if self._metrics is not None:
+            self._metrics.count_service_bytes(service, backend, to_backend, to_client)
+
+
+def _bound_port(server: asyncio.Server) -> int:
+    for sock in server.sockets:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            return int(sock.getsockname()[1])
+    raise RuntimeError("a data-plane listener has no socket")
