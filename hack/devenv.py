@@ -781,6 +781,7 @@ def write_env_sh(env: Env) -> Path:
         f"export DOCKYARD_DEV_DIR='{env.dev}'\n"
         f"export KUBECONFIG='{env.kubeconfig}'\n"
         f"export DOCKER_HOST='{env.docker_host}'\n"
+        f"export DOCKYARD_SERVICE_ADDRESS='{env.bridge_gateway}'  # where DockerServices' data plane listens\n"
         f"export PATH='{env.bin_dir}:{venv_bin}':\"$PATH\"\n"
     )
     return path

@@ -127,4 +127,9 @@ async def splice(
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
+        for task in (up, down):
+            # Both sides can fail in the same round (a reset socket fails the read and the write): the one not
+            # raised above is still retrieved, or asyncio reports it as never retrieved.
+            if task.done() and not task.cancelled():
+                task.exception()
     return progress

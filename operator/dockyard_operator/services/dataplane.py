@@ -125,8 +125,9 @@ class DataPlane:
         try:
             await self._serve(service, port, reader, writer)
         except asyncio.CancelledError:
+            # remove() ends the connection. Not re-raised: this is the task's outermost frame, and Python 3.11's
+            # stream server callback calls exception() on its task, which raises again for a cancelled one.
             writer.transport.abort()
-            raise
         except Exception:  # one connection's bug must not be swallowed silently, nor end the listener
             log.exception("connection failed", service=service.key)
             writer.transport.abort()

@@ -54,7 +54,10 @@ class StreamRelay:
 
     async def handle(self, stream: Stream) -> None:
         try:
-            target = await asyncio.wait_for(read_header(stream), HEADER_TIMEOUT)
+            # asyncio.timeout, not wait_for: wait_for runs the read in a task of its own (Python 3.11), one more
+            # task switch on the path of every new connection.
+            async with asyncio.timeout(HEADER_TIMEOUT):
+                target = await read_header(stream)
         except (StreamHeaderError, TimeoutError, MuxError) as e:
             log.warning("stream_refused", stream_id=stream.stream_id, reason=str(e) or "no header in time")
             stream.reset()
@@ -89,9 +92,8 @@ class StreamRelay:
             stream.reset()
             return
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(str(target.ip), target.port), TCP_DIAL_TIMEOUT
-            )
+            async with asyncio.timeout(TCP_DIAL_TIMEOUT):
+                reader, writer = await asyncio.open_connection(str(target.ip), target.port)
         except (OSError, TimeoutError) as e:
             log.warning("tcp_dial_failed", target=target.text(), error=str(e) or "timeout")
             stream.reset()

@@ -1,0 +1,3 @@
+module dockyard.dev/hack/service-peer
+
+go 1.26
