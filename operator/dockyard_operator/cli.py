@@ -27,6 +27,7 @@ from dockyard_operator.kube import errors as kube_errors
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.resources import CONFIGMAPS, DOCKERHOSTS, SECRETS
 from dockyard_operator.settings import OperatorSettings, ReconcileSettings, ServiceSettings, TunnelSettings
+from dockyard_tunnel.limits import raise_open_files_limit
 from dockyard_tunnel.logs import LEVEL_NAMES, configure_json_logs
 
 EXIT_USAGE = 2
@@ -351,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "operator":
         configure_json_logs(level=args.log_level)
+        raise_open_files_limit()  # a socket per DockerService connection
         return asyncio.run(_run_operator(args))
     if args.command == "host" and args.host_command == "join":
         return asyncio.run(_host_join(args))

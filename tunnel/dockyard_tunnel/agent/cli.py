@@ -21,6 +21,7 @@ import structlog
 
 from dockyard_tunnel.config import AgentConfig, WebSocketConfig
 from dockyard_tunnel.errors import ConfigError
+from dockyard_tunnel.limits import raise_open_files_limit
 from dockyard_tunnel.logs import LEVEL_NAMES, configure_json_logs
 
 PROG = "dockyard-agent"
@@ -179,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_json_logs(level=level)
     log = structlog.get_logger("dockyard_tunnel.agent")
-    log.info("starting", config=repr(config))  # AgentConfig's repr leaves the token out
+    limit = raise_open_files_limit()  # a socket per DockerService connection
+    log.info("starting", config=repr(config), open_files_limit=limit)  # AgentConfig's repr leaves the token out
     asyncio.run(_run(config))
     log.info("stopped")
     return 0
