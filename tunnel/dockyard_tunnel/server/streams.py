@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
-from dockyard_mux import MuxError, Stream
+from dockyard_mux import MuxError, Session, Stream
 from dockyard_tunnel.errors import DialError, HostNotConnectedError
 from dockyard_tunnel.server.registry import SessionRegistry
 from dockyard_tunnel.stream_headers import TCP_CONNECTED, StreamTarget, TcpTarget, encode_header
@@ -37,18 +37,32 @@ async def dial_tcp(registry: SessionRegistry, *, host: str, ip: str, port: int, 
     or could not connect, or no answer came within `timeout` seconds.
     """
     try:
-        target = TcpTarget(ip=ipaddress.ip_address(ip), port=port)
-        stream = await open_target_stream(registry, host=host, target=target)
-    except (ValueError, HostNotConnectedError, MuxError) as e:
+        session = registry.require(host)
+    except HostNotConnectedError as e:
         raise DialError(f"{host}: {e}") from e
+    return await dial_on_session(session, ip=ip, port=port, timeout=timeout, what=host)
+
+
+async def dial_on_session(session: Session, *, ip: str, port: int, timeout: float, what: str = "") -> Stream:
+    """dial_tcp on a given session (`what` names its host in errors)."""
+    try:
+        target = TcpTarget(ip=ipaddress.ip_address(ip), port=port)
+        stream = await session.open_stream()
+        try:
+            await stream.write(encode_header(target))
+        except BaseException:
+            stream.reset()
+            raise
+    except (ValueError, MuxError) as e:
+        raise DialError(f"{what}: {e}") from e
     try:
         async with asyncio.timeout(timeout):
             answer = await stream.read_exactly(1)
     except (MuxError, TimeoutError, asyncio.IncompleteReadError) as e:
         stream.reset()
         reason = "no answer in time" if isinstance(e, TimeoutError) else "refused or not listening"
-        raise DialError(f"{host}: {ip}:{port}: {reason}") from e
+        raise DialError(f"{what}: {ip}:{port}: {reason}") from e
     if answer != TCP_CONNECTED:
         stream.reset()
-        raise DialError(f"{host}: {ip}:{port}: unexpected answer {answer!r} (an agent of another version?)")
+        raise DialError(f"{what}: {ip}:{port}: unexpected answer {answer!r} (an agent of another version?)")
     return stream
