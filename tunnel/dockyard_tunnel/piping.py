@@ -15,7 +15,7 @@ from typing import Literal
 
 from dockyard_mux import MuxError, Stream
 
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 
 
 def bad_gateway_response(message: str) -> bytes:

@@ -33,6 +33,9 @@ log = structlog.get_logger("dockyard.dataplane")
 Dial = Callable[[str, str, int], Awaitable[Stream]]
 """(host, ip, port) -> a stream connected to ip:port on that host; raises DialError."""
 
+#: Bytes a client socket's reader may hold before reading pauses (asyncio's default is 64 KiB): fewer, larger
+#: reads move bulk data with fewer system calls; per connection it is still bounded.
+SOCKET_BUFFER = 256 * 1024
 #: Backends tried per connection: the first pick and, if its dial fails, one other.
 DIAL_ATTEMPTS = 2
 
@@ -92,6 +95,7 @@ class DataPlane:
                     host=self._config.listen_host,
                     port=0,
                     reuse_address=True,
+                    limit=SOCKET_BUFFER,
                 )
         return self.ports(key)
 

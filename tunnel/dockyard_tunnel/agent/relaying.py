@@ -25,6 +25,7 @@ log = structlog.get_logger("dockyard_tunnel.agent")
 HEADER_TIMEOUT = 10.0
 # Dialling a container on the same host is local; a slow dial means the container is not listening.
 TCP_DIAL_TIMEOUT = 10.0
+SOCKET_BUFFER = 256 * 1024
 # How long a list of managed containers' IPs answers for: a service with many new connections per second costs
 # one Docker call per second, not one per connection. An address not in the list is looked up again at once (a
 # container that just started), so the cache only delays noticing that an address stopped being allowed.
@@ -93,7 +94,7 @@ class StreamRelay:
             return
         try:
             async with asyncio.timeout(TCP_DIAL_TIMEOUT):
-                reader, writer = await asyncio.open_connection(str(target.ip), target.port)
+                reader, writer = await asyncio.open_connection(str(target.ip), target.port, limit=SOCKET_BUFFER)
         except (OSError, TimeoutError) as e:
             log.warning("tcp_dial_failed", target=target.text(), error=str(e) or "timeout")
             stream.reset()
