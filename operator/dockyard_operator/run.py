@@ -58,9 +58,11 @@ from dockyard_operator.runtime.fetching import FetchedObjects
 from dockyard_operator.runtime.informers import SharedInformers, Source
 from dockyard_operator.runtime.manager import Manager
 from dockyard_operator.services import backends as service_backends
+from dockyard_operator.services import imports
 from dockyard_operator.services.addresses import data_plane_address
 from dockyard_operator.services.dataplane import DataPlane, DataPlaneConfig
 from dockyard_operator.services.errors import ServiceAddressError
+from dockyard_operator.services.importing import ImportConnector, ImportSync
 from dockyard_operator.services.reconciler import ServiceReconciler
 from dockyard_operator.serving import ProbeServer
 from dockyard_operator.settings import OperatorSettings
@@ -76,7 +78,17 @@ def default_identity() -> str:
 
 
 def _labels_changed(event: str, obj: JSON, old: JSON | None) -> bool:
-    return event != "MODIFIED" or (obj["metadata"].get("labels") != ((old or {}).get("metadata") or {}).get("labels"))
+    """A namespace's labels (host selection, operator classes) or its import allowance changed."""
+    before = (old or {}).get("metadata") or {}
+    return (
+        event != "MODIFIED"
+        or obj["metadata"].get("labels") != before.get("labels")
+        or _allowance(obj["metadata"]) != _allowance(before)
+    )
+
+
+def _allowance(meta: JSON) -> str | None:
+    return (meta.get("annotations") or {}).get(imports.ALLOW_ANNOTATION)
 
 
 _BY_PLACEMENT = "placement"
@@ -102,6 +114,8 @@ EVENT_DRAIN_TIMEOUT = 3.0
 REPLICA_CHANGE_DELAY = 0.2
 #: Seconds a host's status waits after a DockerContainer arrives on or leaves it (coalesces bursts).
 HOST_COUNT_DELAY = 1.0
+#: A burst of container changes on a host costs one listener update for its agent.
+IMPORTS_DELAY = 0.2
 
 
 def _placement_changes(event: str, obj: JSON, old: JSON | None) -> list[str]:
@@ -137,6 +151,7 @@ class Operator:
                 hosts=self.hosts,
                 authenticator=self.authenticator,
                 run_dir=run_dir,
+                on_stream=self._agent_stream,
             )
             if settings.tunnel.enabled
             else None
@@ -314,6 +329,7 @@ class Operator:
             operator_class=settings.operator_class,
         )
         self._setup_services(informers, containers, namespaces, recorder)
+        self._setup_imports(dockerhosts, containers, namespaces)
         self.host_controller = self.manager.add(
             Controller(
                 name="dockerhost",
@@ -392,6 +408,46 @@ class Operator:
             operator_class=self.settings.operator_class,
         )
 
+    def _setup_imports(self, dockerhosts: Source, containers: Source, namespaces: Source) -> None:
+        """Service imports: each host's agent listeners (a controller keyed by host) and the imported connections."""
+        self.import_connector = ImportConnector(
+            kube=self.kube, containers=containers.store, namespaces=namespaces.store
+        )
+        self.import_sync = ImportSync(
+            containers=containers.store,
+            namespaces=namespaces.store,
+            registry=lambda: self.tunnel.server.registry if self.tunnel and self.tunnel.server else None,
+            docker_for=self._reachable_docker,
+            gateways=self.container_reconciler.gateways,
+        )
+
+        def host_of(_event: str, obj: JSON, old: JSON | None) -> list[str]:
+            hosts = {((o or {}).get("status") or {}).get("host") for o in (obj, old)}
+            if all(not imports.declared(o) for o in (obj, old) if o is not None):
+                return []  # no imports before or after: nothing for the listeners
+            return [h for h in hosts if h]
+
+        def all_hosts(_event: str, _obj: JSON, _old: JSON | None) -> list[str]:
+            return list(self.hosts.names())
+
+        self.import_controller = self.manager.add(
+            Controller(
+                name="serviceimports",
+                kind="DockerHost",
+                for_=dockerhosts,
+                reconcile=self.import_sync.sync,
+                watches=[
+                    Watch(containers, host_of, delay=IMPORTS_DELAY),
+                    Watch(namespaces, all_hosts, _labels_changed, delay=IMPORTS_DELAY),
+                ],
+                workers=1,
+                metrics=self.metrics,
+            )
+        )
+
+    async def _agent_stream(self, host: str, stream: Stream) -> None:
+        await self.import_connector.handle(host, stream)
+
     async def _dial(self, host: str, ip: str, port: int) -> Stream:
         server = self.tunnel.server if self.tunnel is not None else None
         if server is None:
@@ -423,6 +479,7 @@ class Operator:
     def _host_changed(self, host: str) -> None:
         """A host connected, disconnected or answered again: the host and every container it may concern."""
         self.host_controller.enqueue(host)
+        self.import_controller.enqueue(host)  # a new session gets its import listeners again
         for key in indexing.on_host(self._containers, host):
             self.container_controller.enqueue(key)
 

@@ -25,7 +25,7 @@ from dockyard_operator.settings import TunnelSettings
 from dockyard_tunnel.auth import Authenticator
 from dockyard_tunnel.config import ServerConfig
 from dockyard_tunnel.dockerapi.bridging import DockerBridges
-from dockyard_tunnel.server.app import TunnelServer
+from dockyard_tunnel.server.app import StreamHandler, TunnelServer
 from dockyard_tunnel.server.registry import HostInfo, SessionRegistry
 
 JSON = dict[str, Any]
@@ -65,7 +65,9 @@ class EmbeddedTunnel:
         hosts: HostConnections,
         authenticator: Authenticator,
         run_dir: Path | None = None,
+        on_stream: StreamHandler | None = None,
     ) -> None:
+        self._on_stream = on_stream
         self._kube = kube
         self._settings = settings
         self._namespace = namespace
@@ -94,7 +96,9 @@ class EmbeddedTunnel:
             key_file=t.key_file,
             server_names=tuple(names),
         )
-        self.server = TunnelServer(config, authenticator=self._authenticator, registry=registry)
+        self.server = TunnelServer(
+            config, authenticator=self._authenticator, registry=registry, on_stream=self._on_stream
+        )
         await self.server.start()
         self.bridges = DockerBridges(registry, run_dir=self._run_dir)
         await self.bridges.start()

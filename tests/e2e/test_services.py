@@ -371,3 +371,92 @@ async def test_bad_services_are_refused_or_reported(
     assert not svc["metadata"].get("ownerReferences")
     kubectl(devenv, "delete", "dockerservice", taken, "-n", namespace, "--timeout=60s")
     kubectl(devenv, "delete", "service", taken, "-n", namespace, "--timeout=60s")
+
+
+async def test_containers_reach_services_by_alias_through_the_tunnel(
+    devenv: Any, kube: KubeClient, docker: aiodocker.Docker, namespace: str, edges: dict[str, Agent]
+) -> None:
+    """The way back: a container on one host reaches a DockerService whose container runs on the other host, and a
+    Kubernetes-side server behind a selector-less Service, by their aliases; an import of a Service in a namespace
+    that does not allow it is refused with a condition."""
+    near, far = sorted(edges)
+    tag = uuid.uuid4().hex[:4]
+    far_app, kside, port, kport = f"far-{tag}", f"kside-{tag}", 20000 + int(tag, 16) % 5000, 25000 + int(tag, 16) % 5000
+
+    # A server on the Kubernetes side: a process on this machine behind a Service and an EndpointSlice.
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 16\r\n\r\nfrom-kubernetes\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, devenv.bridge_gateway, 0)
+    server_port = server.sockets[0].getsockname()[1]
+    apply(devenv, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": kside, "namespace": namespace},
+        "spec": {"ports": [{"name": "web", "port": kport}]},
+    })  # fmt: skip
+    apply(devenv, {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": kside, "namespace": namespace, "labels": {"kubernetes.io/service-name": kside}},
+        "addressType": "IPv4", "endpoints": [{"addresses": [devenv.bridge_gateway]}],
+        "ports": [{"name": "web", "port": server_port}],
+    })  # fmt: skip
+    apply(devenv, web(f"{far_app}-web", namespace, far, far_app))
+    apply(devenv, service(far_app, namespace, far_app, ports=[{"port": port, "targetPort": 8080}]))
+    client: dict[str, Any] = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "DockerContainer",
+        "metadata": {"name": f"client-{tag}", "namespace": namespace},
+        "spec": {
+            "image": "dockyard-test/busybox:1",
+            "imagePullPolicy": "Never",
+            "command": ["sleep", "3600"],
+            "serviceImports": [
+                {"service": far_app, "port": port},
+                {"service": kside, "port": kport, "alias": "db.internal"},
+            ],
+            "hostRef": {"name": near},
+            "stopGracePeriodSeconds": 1,
+        },
+    }
+    refused = {
+        **client,
+        "metadata": {"name": f"refused-{tag}", "namespace": namespace},
+        "spec": {**client["spec"], "serviceImports": [{"service": "kubernetes", "namespace": "default", "port": 443}]},
+    }
+    try:
+        apply(devenv, client)
+        apply(devenv, refused)
+        kubectl(devenv, "wait", "--for=condition=Ready", f"dockerservice/{far_app}", "-n", namespace, "--timeout=90s")
+        kubectl(devenv, "wait", "--for=condition=ServiceImports", f"dockercontainer/client-{tag}", "-n", namespace,
+                "--timeout=90s")  # fmt: skip
+        container = await docker.containers.get(await _container_id(kube, namespace, f"client-{tag}"))
+        hosts_file = await run_in(container, ["cat", "/etc/hosts"])
+        assert f"{far_app}.{namespace}" in hosts_file, hosts_file
+        assert "db.internal" in hosts_file, hosts_file
+
+        async def fetch(url: str) -> str | None:
+            out = await run_in(container, ["timeout", "5", "wget", "-q", "-O-", url])  # (-T crashes busybox 1.35 wget)
+            return out.strip() or None
+
+        got = await eventually(
+            lambda: fetch(f"http://{far_app}.{namespace}:{port}/index.html"), timeout=30, what="the far DockerService"
+        )
+        assert got == f"{far_app}-web", "container on one host -> its agent -> operator -> the other host's container"
+        got = await eventually(lambda: fetch(f"http://db.internal:{kport}/"), timeout=30, what="the Kubernetes side")
+        assert got == "from-kubernetes"
+
+        async def not_allowed() -> dict[str, Any] | None:
+            obj = await kube.get(DOCKERCONTAINERS, f"refused-{tag}", namespace=namespace)
+            return obj if condition(obj, "ServiceImports").get("reason") == "NotAllowed" else None
+
+        obj = await eventually(not_allowed, timeout=60, what="ServiceImports=False NotAllowed")
+        assert "dockyard.dev/allow-imports-from" in condition(obj, "ServiceImports")["message"]
+    finally:
+        server.close()
+        for kind, name in (
+            ("dockercontainer", f"client-{tag}"), ("dockercontainer", f"refused-{tag}"), ("dockerservice", far_app),
+            ("dockercontainer", f"{far_app}-web"), ("endpointslice", kside), ("service", kside),
+        ):  # fmt: skip
+            kubectl(devenv, "delete", kind, name, "-n", namespace, "--timeout=60s", "--ignore-not-found", check=False)

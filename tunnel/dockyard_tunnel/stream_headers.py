@@ -6,6 +6,10 @@ Wire format: one length byte N (1..255), then N bytes of ASCII text, one of
                           agent sends one byte TCP_CONNECTED before the target's bytes; a refused or failed dial
                           resets the stream instead. So the opener knows the target was reached (or was never
                           touched, and another may be tried) before it sends a byte of its own.
+    `imports`             (server to agent) a JSON document follows, up to the server's FIN: the Service imports
+                          the agent serves (ImportListeners); the agent answers one JSON document and closes
+    `import NS/NAME:PORT` (agent to server) a container connected to an import's listener: the server connects
+                          to port PORT of the Service NAME in namespace NS, answers TCP_CONNECTED, then relays
 The length prefix lets the agent read exactly the header and hand the rest of the stream, untouched, to the
 target. Host names are not accepted: the agent only dials container IP addresses it has checked.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,7 +53,36 @@ class TcpTarget:
         return f"tcp {host}:{self.port}"
 
 
-StreamTarget = DockerTarget | TcpTarget
+@dataclass(frozen=True, slots=True)
+class ImportsTarget:
+    """The stream carries the agent's Service import listeners, as JSON (server to agent)."""
+
+    def text(self) -> str:
+        return "imports"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportTarget:
+    """The stream carries a connection to a Kubernetes Service port (agent to server)."""
+
+    namespace: str
+    service: str
+    port: int
+
+    def __post_init__(self) -> None:
+        for what, value in (("namespace", self.namespace), ("service", self.service)):
+            if not _DNS_LABEL.fullmatch(value):
+                raise StreamHeaderError(f"import {what} must be a DNS label, got {value!r}")
+        if not 1 <= self.port <= 65535:
+            raise StreamHeaderError(f"import port must be in 1..65535, got {self.port}")
+
+    def text(self) -> str:
+        return f"import {self.namespace}/{self.service}:{self.port}"
+
+
+StreamTarget = DockerTarget | TcpTarget | ImportsTarget | ImportTarget
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def encode_header(target: StreamTarget) -> bytes:
@@ -90,7 +124,26 @@ def parse_header(body: bytes) -> StreamTarget:
         return DockerTarget()
     if kind == "tcp":
         return _parse_tcp(rest)
-    raise StreamHeaderError(f"unknown stream kind {kind!r} (expected 'docker' or 'tcp HOST:PORT')")
+    if kind == "imports":
+        if rest:
+            raise StreamHeaderError(f"the imports header takes no argument, got {text!r}")
+        return ImportsTarget()
+    if kind == "import":
+        return _parse_import(rest)
+    raise StreamHeaderError(f"unknown stream kind {kind!r} (expected docker, tcp, imports or import)")
+
+
+def parse_import(text: str) -> ImportTarget:
+    """`NS/NAME:PORT` as an ImportTarget (also the key of an import in the agent's listener document)."""
+    return _parse_import(text)
+
+
+def _parse_import(rest: str) -> ImportTarget:
+    where, sep, port_text = rest.rpartition(":")
+    namespace, slash, service = where.partition("/")
+    if not sep or not slash or not port_text.isdigit() or len(port_text) > 5:
+        raise StreamHeaderError(f"import target must be NAMESPACE/SERVICE:PORT, got {rest!r}")
+    return ImportTarget(namespace=namespace, service=service, port=int(port_text))
 
 
 class ExactReader(Protocol):

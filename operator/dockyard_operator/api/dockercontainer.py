@@ -365,6 +365,46 @@ class HealthCheck(common.ApiModel):
 # --- The spec --------------------------------------------------------------------------------------------------
 
 
+DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+SERVICE_NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+HOSTNAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+class ServiceImport(common.ApiModel):
+    """A Kubernetes Service the container reaches by a host name, through the tunnel (docs/services.md)."""
+
+    service: str = Field(min_length=1, max_length=63, pattern=SERVICE_NAME_PATTERN)
+    """The Service's name."""
+
+    namespace: str | None = Field(default=None, min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)
+    """The Service's namespace. Default: the DockerContainer's. Another namespace must allow this one (its
+    annotation dockyard.dev/allow-imports-from lists it, or is "*")."""
+
+    port: int = Field(ge=1, le=65535)
+    """The Service's port; the container connects to alias:port."""
+
+    alias: str | None = Field(default=None, min_length=1, max_length=253, pattern=HOSTNAME_PATTERN)
+    """The host name the container uses (an /etc/hosts entry). Default: <service>.<namespace>."""
+
+    def target_namespace(self, own: str) -> str:
+        return self.namespace or own
+
+    def host_name(self, own: str) -> str:
+        return self.alias or f"{self.service}.{self.target_namespace(own)}"
+
+
+def _imports_rule() -> common.CrossFieldRule:
+    return common.CrossFieldRule(
+        rule="self.all(i, self.filter(j, j.port == i.port).size() == 1)",
+        message="each import needs a port of its own (the agent listens on that port of the container network's "
+        "gateway)",
+        check=lambda imports: len({i.port for i in imports}) == len(imports),
+    )
+
+
+_IMPORTS: Final = _imports_rule()
+
+
 class RestartPolicy(enum.StrEnum):
     """When a stopped container is started again."""
 
@@ -387,6 +427,13 @@ class DockerContainerSpec(common.ApiModel):
     cross_field_rules: ClassVar[tuple[common.CrossFieldRule, ...]] = (
         common.exactly_one_of("host_ref", "host_selector"),
     )
+
+    @field_validator("service_imports")
+    @classmethod
+    def _one_port_each(cls, value: list[ServiceImport]) -> list[ServiceImport]:
+        if not _IMPORTS.check(value):
+            raise ValueError(_IMPORTS.message)
+        return value
 
     image: str = Field(min_length=1, max_length=1024, pattern=IMAGE_PATTERN)
     """Image reference, as for docker pull: name[:tag][@digest], for example nginx:1.27 or
@@ -463,6 +510,18 @@ class DockerContainerSpec(common.ApiModel):
         },
     )
     """Docker labels for the container. Keys under dockyard.dev/ are reserved for the operator."""
+
+    service_imports: list[ServiceImport] = Field(
+        default_factory=list,
+        max_length=16,
+        json_schema_extra={
+            "x-kubernetes-list-type": "atomic",
+            **common.cel(_imports_rule().rule, _imports_rule().message),
+        },
+    )
+    """Kubernetes Services (in-cluster ones, and other DockerServices) the container reaches as alias:port, through
+    the tunnel: the agent listens on the container network's gateway, and the operator connects to the Service.
+    Changing the list recreates the container (its /etc/hosts changes)."""
 
     host_ref: common.LocalObjectReference | None = None
     """Run on the DockerHost with this name."""
@@ -590,6 +649,7 @@ class ContainerConditionType(enum.StrEnum):
     READY = "Ready"
     HEALTHY = "Healthy"
     DRIFTED = "Drifted"
+    SERVICE_IMPORTS = "ServiceImports"
 
 
 class EventReason(enum.StrEnum):
@@ -672,7 +732,8 @@ class DockerContainerStatus(common.ApiModel):
         max_length=16,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    """Current conditions: Scheduled, HostReachable, Ready, Healthy and Drifted."""
+    """Current conditions: Scheduled, HostReachable, Ready, Healthy, Drifted and (with serviceImports)
+    ServiceImports."""
 
 
 class DockerContainer(common.ApiModel):

@@ -143,9 +143,18 @@ def referenced_config_maps(spec: DockerContainerSpec) -> set[str]:
 
 
 def build_desired(
-    *, namespace: str, name: str, uid: str, spec: DockerContainerSpec, refs: ResolvedRefs
+    *,
+    namespace: str,
+    name: str,
+    uid: str,
+    spec: DockerContainerSpec,
+    refs: ResolvedRefs,
+    import_gateway: str | None = None,
 ) -> DesiredContainer:
     """The container a DockerContainer asks for, with its references resolved.
+
+    ``import_gateway`` is the address of the container network's gateway on its host, where the agent listens for
+    the spec's serviceImports; every import's host name maps to it in the container's /etc/hosts.
 
     Raises :class:`MissingReferenceError` for a missing non-optional Secret, ConfigMap or key (optional ones are
     skipped, as Kubernetes does), :class:`UnusableValueError` for a value that cannot be used where it is
@@ -174,6 +183,10 @@ def build_desired(
         host_config["Binds"] = binds
     if port_bindings:
         host_config["PortBindings"] = port_bindings
+    if spec.service_imports:
+        if import_gateway is None:
+            raise UnbuildableSpecError("serviceImports: the address of the container network's gateway is not known")
+        host_config["ExtraHosts"] = sorted(f"{i.host_name(namespace)}:{import_gateway}" for i in spec.service_imports)
     limits = spec.resources.limits if spec.resources is not None else None
     try:
         if limits is not None and limits.cpu is not None:

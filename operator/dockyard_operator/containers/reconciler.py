@@ -19,6 +19,7 @@ data; deletion (deletion.py) removes the container before the finalizer goes.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import time
 from collections.abc import Callable, Mapping
@@ -28,7 +29,9 @@ import pydantic
 import structlog
 
 from dockyard_operator.api import labels
+from dockyard_operator.api.common import ConditionStatus
 from dockyard_operator.api.dockercontainer import (
+    ContainerConditionType,
     ContainerReason,
     DockerContainer,
     DockerContainerSpec,
@@ -50,11 +53,14 @@ from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.recording import EventRecorder
 from dockyard_operator.kube.resources import DOCKERCONTAINERS
 from dockyard_operator.runtime import finalizers
+from dockyard_operator.runtime.conditions import Conditions
 from dockyard_operator.runtime.consistency import WriteTracker
 from dockyard_operator.runtime.fetching import FetchedObjects
 from dockyard_operator.runtime.plans import Event
 from dockyard_operator.runtime.recording import record
 from dockyard_operator.runtime.statuses import StatusWriter
+from dockyard_operator.services import imports
+from dockyard_operator.services.importing import Gateways
 from dockyard_operator.settings import ReconcileSettings
 
 JSON = dict[str, Any]
@@ -101,6 +107,7 @@ class ContainerReconciler:
         self._class = operator_class
         self._monotonic = monotonic  # test seam
         self._status = StatusWriter(kube=kube, resource=DOCKERCONTAINERS, model=DockerContainerStatus, tracker=tracker)
+        self.gateways = Gateways()  # shared with the import listeners' sync (run.py)
         self._tracker = tracker
         self._back_off = BackOffSettings(
             initial=settings.failure_backoff[0],
@@ -287,9 +294,17 @@ class ContainerReconciler:
         key, uid, namespace = meta.key, str(meta.uid), str(meta.namespace)
         want: desired.DesiredContainer | None = None
         want_error: ContainersError | None = None
+        import_gateway: str | None = None
+        if spec.service_imports and (reached := self._docker(host)) is not None:
+            import_gateway = await self.gateways.get(host, reached)  # its /etc/hosts points the aliases there
         try:
             want = desired.build_desired(
-                namespace=namespace, name=meta.name, uid=uid, spec=spec, refs=await self._refs(namespace, spec)
+                namespace=namespace,
+                name=meta.name,
+                uid=uid,
+                spec=spec,
+                refs=await self._refs(namespace, spec),
+                import_gateway=import_gateway,
             )
         except ContainersError as exc:
             want_error = exc
@@ -384,9 +399,27 @@ class ContainerReconciler:
             self._log.warning("no stable state within a reconcile; retrying", key=key)
             await self._status.write(obj, status)
             return 1.0
+        plan = self._with_imports_condition(obj, plan, host, meta.generation)
         await self._write(obj, plan)
         self._remember(key, uid, plan.memory)
         return plan.requeue_after
+
+    def _with_imports_condition(self, obj: JSON, plan: Plan, host: str, generation: int | None) -> Plan:
+        """The ServiceImports condition: which imports may be used (services/imports.py decides)."""
+        c = Conditions(plan.status.conditions, generation=generation, now=_now())
+        if not imports.declared(obj) and c.get(ContainerConditionType.SERVICE_IMPORTS) is None:
+            return plan  # the common case, and cheap: no look at the host's other containers
+        _, conflicts = imports.listeners(indexing.placed_on(self._containers, host), "", self._namespaces.get)
+        verdict = imports.condition(obj, self._namespaces.get, conflicts.get(object_key(obj), []))
+        if verdict is None:
+            if c.get(ContainerConditionType.SERVICE_IMPORTS) is None:
+                return plan
+            c.remove(ContainerConditionType.SERVICE_IMPORTS)
+        else:
+            ok, reason, message = verdict
+            status = ConditionStatus.TRUE if ok else ConditionStatus.FALSE
+            c.set(ContainerConditionType.SERVICE_IMPORTS, status, reason, message)
+        return dataclasses.replace(plan, status=plan.status.model_copy(update={"conditions": c.result}))
 
     async def _look(
         self, docker: DockerClient, uid: str, want: desired.DesiredContainer | None

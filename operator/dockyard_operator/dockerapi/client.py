@@ -113,6 +113,19 @@ class DockerClient:
 
         await self._call("ping", ping, timeout=10)
 
+    async def network_gateway(self, network: str = "bridge") -> str:
+        """The gateway address of a Docker network (the host's address on it): where the agent listens for the
+        serviceImports of the containers on that network."""
+
+        async def run() -> str:
+            info = await (await self._docker.networks.get(network)).show()
+            for entry in (info.get("IPAM") or {}).get("Config") or []:
+                if entry.get("Gateway"):
+                    return str(entry["Gateway"])
+            raise errors.DockerAPIError(500, f"{self.host}: network {network} has no gateway address")
+
+        return await self._call(f"inspect network {network}", run)
+
     # -- containers ----------------------------------------------------------------------------------------
 
     async def list_containers(self, *, labels: Mapping[str, str]) -> list[JSON]:

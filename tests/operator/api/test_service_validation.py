@@ -93,3 +93,36 @@ def test_a_name_that_cannot_name_a_service_is_refused(kubectl: Kubectl, namespac
     result = kubectl.create(dsvc(namespace, name=name))
     assert result.returncode != 0, f"{name!r} accepted"
     assert "metadata.name" in result.stderr, result.stderr
+
+
+def dc_with_imports(namespace: str, imports: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "DockerContainer",
+        "metadata": {"name": f"c-{uuid.uuid4().hex[:8]}", "namespace": namespace},
+        "spec": {"image": "busybox", "hostRef": {"name": "edge-1"}, "serviceImports": imports},
+    }
+
+
+@pytest.mark.parametrize(
+    ("imports", "message"),
+    [
+        ([{"service": "a", "port": 80}, {"service": "b", "port": 80}], "each import needs a port of its own"),
+        ([{"service": "Web", "port": 80}], "spec.serviceImports[0].service"),
+        ([{"service": "web", "port": 80, "alias": "has space"}], "spec.serviceImports[0].alias"),
+        ([{"service": "web", "port": 0}], "spec.serviceImports[0].port"),
+    ],
+)
+def test_bad_service_imports_are_refused(
+    kubectl: Kubectl, namespace: str, imports: list[dict[str, Any]], message: str
+) -> None:
+    result = kubectl.create(dc_with_imports(namespace, imports))
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_service_imports_are_accepted_with_their_defaults_empty(kubectl: Kubectl, namespace: str) -> None:
+    result = kubectl.create(dc_with_imports(namespace, [{"service": "pg", "namespace": "db", "port": 5432}]))
+    assert result.returncode == 0, result.stderr
+    (imported,) = json.loads(result.stdout)["spec"]["serviceImports"]
+    assert imported == {"service": "pg", "namespace": "db", "port": 5432}

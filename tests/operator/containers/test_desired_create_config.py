@@ -326,3 +326,24 @@ def test_a_quantity_that_escaped_admission_is_a_containers_error(make_spec: Spec
     bad = spec.model_copy(update={"resources": limits.model_copy(update={"limits": bad_limits})})
     with pytest.raises(UnbuildableSpecError, match=r"resources.limits: cpu '0' must be greater than zero"):
         build(bad)
+
+
+def test_service_imports_map_their_host_names_to_the_gateway_and_change_the_hash(make_spec: SpecFactory) -> None:
+    spec = make_spec(
+        serviceImports=[
+            {"service": "pg", "namespace": "db", "port": 5432},
+            {"service": "api", "port": 8080, "alias": "api.internal"},
+        ]
+    )
+    desired = build_desired(
+        namespace="team-a", name="web", uid=UID, spec=spec, refs=ResolvedRefs(), import_gateway="172.17.0.1"
+    )
+    assert desired.create_config["HostConfig"]["ExtraHosts"] == ["api.internal:172.17.0.1", "pg.db:172.17.0.1"]
+    assert desired.spec_hash != build(make_spec()).spec_hash, "a new import recreates the container"
+    with pytest.raises(UnbuildableSpecError, match="gateway"):
+        build(spec)
+
+
+def test_two_imports_on_one_port_are_refused_by_the_model(make_spec: SpecFactory) -> None:
+    with pytest.raises(ValueError, match="a port of its own"):
+        make_spec(serviceImports=[{"service": "a", "port": 80}, {"service": "b", "port": 80}])

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 
 import structlog
 
 from dockyard_mux import MuxError, Stream
+from dockyard_tunnel.agent.importing import ImportListeners, parse_document
 from dockyard_tunnel.dockerapi.local import MANAGED_LABEL, IPAddress, LocalDocker
 from dockyard_tunnel.errors import LocalDockerError, StreamHeaderError
 from dockyard_tunnel.piping import SpliceFailedError, bad_gateway_response, splice
-from dockyard_tunnel.stream_headers import TCP_CONNECTED, DockerTarget, TcpTarget, read_header
+from dockyard_tunnel.stream_headers import TCP_CONNECTED, DockerTarget, ImportsTarget, TcpTarget, read_header
 
 log = structlog.get_logger("dockyard_tunnel.agent")
 
@@ -32,12 +34,28 @@ SOCKET_BUFFER = 256 * 1024
 ALLOWED_IPS_TTL = 1.0
 
 
+#: The largest imports document accepted (256 listeners of ~100 bytes each, with room).
+IMPORTS_DOCUMENT_LIMIT = 256 * 1024
+
+
+async def _read_all(stream: Stream, limit: int) -> bytes:
+    data = bytearray()
+    while chunk := await stream.read(65536):
+        data += chunk
+        if len(data) > limit:
+            raise ValueError(f"document larger than {limit} bytes")
+    return bytes(data)
+
+
 class StreamRelay:
     """Serves streams accepted from the server."""
 
-    def __init__(self, *, docker_socket_path: str, local_docker: LocalDocker) -> None:
+    def __init__(
+        self, *, docker_socket_path: str, local_docker: LocalDocker, imports: ImportListeners | None = None
+    ) -> None:
         self._docker_socket_path = docker_socket_path
         self._local_docker = local_docker
+        self._imports = imports
         self._allowed: tuple[float, set[IPAddress]] | None = None
         self._listing: asyncio.Future[set[IPAddress]] | None = None
 
@@ -65,8 +83,27 @@ class StreamRelay:
             return
         if isinstance(target, DockerTarget):
             await self._relay_docker(stream)
-        else:
+        elif isinstance(target, TcpTarget):
             await self._relay_tcp(stream, target)
+        elif isinstance(target, ImportsTarget) and self._imports is not None:
+            await self._configure_imports(stream, self._imports)
+        else:
+            log.warning("stream_refused", stream_id=stream.stream_id, reason=f"{target.text()} is not served here")
+            stream.reset()
+
+    async def _configure_imports(self, stream: Stream, imports: ImportListeners) -> None:
+        try:
+            async with asyncio.timeout(HEADER_TIMEOUT):
+                body = await _read_all(stream, IMPORTS_DOCUMENT_LIMIT)
+            answer = await imports.apply(parse_document(json.loads(body)))
+        except (MuxError, TimeoutError, ValueError, StreamHeaderError) as e:
+            answer = {"listening": [], "errors": {"*": f"unreadable imports document: {e}"}}
+        try:
+            await stream.write(json.dumps(answer).encode())
+            await stream.send_eof()
+            await stream.aclose()
+        except MuxError:
+            stream.reset()
 
     async def _relay_docker(self, stream: Stream) -> None:
         try:

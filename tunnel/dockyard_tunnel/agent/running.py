@@ -22,6 +22,7 @@ import structlog
 from dockyard_mux import Config as MuxConfig
 from dockyard_mux import Session, SessionClosedError
 from dockyard_tunnel.agent.backoff import Backoff
+from dockyard_tunnel.agent.importing import ImportListeners
 from dockyard_tunnel.agent.relaying import StreamRelay
 from dockyard_tunnel.config import HOST_HEADER, AgentConfig
 from dockyard_tunnel.dockerapi.local import LocalDocker
@@ -106,24 +107,28 @@ class Agent:
             aiohttp.ClientSession(trust_env=True) as http,
             LocalDocker(socket_path=cfg.docker_socket_path) as docker,
         ):
-            relay = StreamRelay(docker_socket_path=cfg.docker_socket_path, local_docker=docker)
-            while not stop.is_set():
-                connected_at: list[float] = []
-                try:
-                    await self._connect_and_serve(http, docker, relay, stop=stop, connected_at=connected_at)
-                except TunnelError as e:
-                    log.error("connection_failed", server=cfg.server_url, host=cfg.host_name, error=str(e))
-                except Exception:
-                    # A bug or an unforeseen library error must not end the agent: log it and reconnect.
-                    log.exception("unexpected_error", server=cfg.server_url, host=cfg.host_name)
-                if connected_at:
-                    backoff.connection_ended(lived=time.monotonic() - connected_at[0])
-                if stop.is_set():
-                    break
-                delay = backoff.next_delay()
-                log.info("reconnecting", delay=round(delay, 3))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+            imports = ImportListeners(session=lambda: self._session, local_docker=docker)
+            relay = StreamRelay(docker_socket_path=cfg.docker_socket_path, local_docker=docker, imports=imports)
+            try:
+                while not stop.is_set():
+                    connected_at: list[float] = []
+                    try:
+                        await self._connect_and_serve(http, docker, relay, stop=stop, connected_at=connected_at)
+                    except TunnelError as e:
+                        log.error("connection_failed", server=cfg.server_url, host=cfg.host_name, error=str(e))
+                    except Exception:
+                        # A bug or an unforeseen library error must not end the agent: log it and reconnect.
+                        log.exception("unexpected_error", server=cfg.server_url, host=cfg.host_name)
+                    if connected_at:
+                        backoff.connection_ended(lived=time.monotonic() - connected_at[0])
+                    if stop.is_set():
+                        break
+                    delay = backoff.next_delay()
+                    log.info("reconnecting", delay=round(delay, 3))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
+            finally:
+                await imports.close()  # listeners end with the agent
 
     async def _ssl_context(self, http: aiohttp.ClientSession) -> ssl.SSLContext | bool:
         cfg = self._config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 from types import TracebackType
@@ -60,3 +61,16 @@ class LocalDocker:
                     if value:
                         ips.add(ipaddress.ip_address(value))
         return ips
+
+    async def network_gateways(self) -> set[IPAddress]:
+        """Gateway addresses of this daemon's networks: this machine's addresses on its container networks."""
+        try:
+            networks = await self._docker.networks.list()
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError) as e:
+            raise LocalDockerError(f"cannot list Docker networks: {e}") from e
+        gateways: set[IPAddress] = set()
+        for network in networks:
+            for entry in (network.get("IPAM") or {}).get("Config") or []:
+                with contextlib.suppress(ValueError, TypeError):
+                    gateways.add(ipaddress.ip_address(entry.get("Gateway") or ""))
+        return gateways

@@ -10,13 +10,15 @@ import asyncio
 import ipaddress
 import ssl
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import WSMsgType, web
 
 from dockyard_mux import Config as MuxConfig
-from dockyard_mux import Session
+from dockyard_mux import Session, SessionClosedError, Stream
 from dockyard_tunnel.auth import Authenticator, FailureRateLimiter
 from dockyard_tunnel.config import CA_PATH, CONNECT_PATH, HOST_HEADER, ServerConfig, validate_host_name
 from dockyard_tunnel.errors import AuthenticatorNotReadyError, ConfigError, HandshakeError
@@ -60,6 +62,10 @@ def _unauthorized() -> web.Response:
     return web.Response(status=401, text="unauthorized\n", headers={"WWW-Authenticate": "Bearer"})
 
 
+StreamHandler = Callable[[str, Stream], Coroutine[Any, Any, None]]
+"""(host, stream) for each stream an agent opens (a Service import's connection); it owns the stream."""
+
+
 class TunnelServer:
     """Accepts agent connections, authenticates them and keeps their mux sessions in `registry`."""
 
@@ -70,8 +76,10 @@ class TunnelServer:
         authenticator: Authenticator,
         registry: SessionRegistry | None = None,
         mux_config: MuxConfig | None = None,
+        on_stream: StreamHandler | None = None,
     ) -> None:
         self._config = config
+        self._on_stream = on_stream
         self._authenticator = authenticator
         self.registry = registry or SessionRegistry()
         self._mux_config = mux_config
@@ -202,6 +210,26 @@ class TunnelServer:
             return host, _unauthorized()
         return host, None
 
+    async def _accept_streams(self, host: str, session: Session) -> None:
+        """Streams the agent opens go to on_stream (reset without one); they end with the session."""
+        handlers: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                try:
+                    stream = await session.accept_stream()
+                except SessionClosedError:
+                    return
+                if self._on_stream is None:
+                    stream.reset()
+                    continue
+                task = asyncio.create_task(self._on_stream(host, stream))
+                handlers.add(task)
+                task.add_done_callback(handlers.discard)
+        finally:
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+
     async def _connect(self, request: web.Request) -> web.StreamResponse:
         if not self._accepting():
             raise web.HTTPServiceUnavailable(text="the tunnel server is shutting down\n")
@@ -238,7 +266,12 @@ class TunnelServer:
             if not self._accepting():  # stop() began during the handshake; its close_all() missed this session
                 return ws
             await self.registry.attach(session=session, info=info)
-            await session.wait_closed()
+            accepting = asyncio.create_task(self._accept_streams(host, session))
+            try:
+                await session.wait_closed()
+            finally:
+                accepting.cancel()
+                await asyncio.gather(accepting, return_exceptions=True)
         finally:
             # Also reached when the server stops and cancels this handler: the session must not outlive it.
             await session.close()

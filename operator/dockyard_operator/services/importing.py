@@ -1,0 +1,225 @@
+"""Service imports at run time: the listeners each agent should have, and each imported connection's way to its
+Service (services/imports.py decides who may import what).
+
+- ImportSync (keyed by host): computes the host's listeners from the DockerContainers placed on it and sends the
+  whole set to its agent on an `imports` stream when it differs from what that session last got (a new session
+  gets it again). The agent answers what listens and what failed.
+- ImportConnector: an agent opened `import NS/NAME:PORT` for a container. Refused unless a container placed on
+  that host declares the import and may use it (never trust the agent's word for what it may reach). Then the
+  Service's address: its ClusterIP when the operator runs in a cluster (kube-proxy balances), else a ready endpoint
+  of its EndpointSlices (this machine has no kube-proxy); connect, answer TCP_CONNECTED, relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from dockyard_mux import MuxError, Stream
+from dockyard_operator.containers import indexing
+from dockyard_operator.dockerapi import errors as docker_errors
+from dockyard_operator.dockerapi.client import DockerClient
+from dockyard_operator.informer.store import Reader
+from dockyard_operator.kube import errors as kube_errors
+from dockyard_operator.kube.client import KubeClient
+from dockyard_operator.kube.resources import ENDPOINTSLICES, SERVICES
+from dockyard_operator.services import imports
+from dockyard_tunnel.errors import HostNotConnectedError, StreamHeaderError
+from dockyard_tunnel.piping import SpliceFailedError, splice
+from dockyard_tunnel.server.registry import SessionRegistry
+from dockyard_tunnel.server.streams import open_target_stream
+from dockyard_tunnel.stream_headers import TCP_CONNECTED, ImportsTarget, ImportTarget, read_header
+
+JSON = dict[str, Any]
+log = structlog.get_logger("dockyard.imports")
+
+#: A network's gateway is read from Docker once per this many seconds per host (it changes with the daemon's
+#: configuration only).
+GATEWAY_TTL = 600.0
+#: How long a Service's resolved address is reused (a burst of connections costs one lookup).
+ADDRESS_TTL = 2.0
+ANSWER_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
+
+
+class Gateways:
+    """The container network's gateway per host, cached."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[float, str]] = {}
+
+    async def get(self, host: str, docker: DockerClient) -> str:
+        cached = self._known.get(host)
+        if cached is not None and time.monotonic() - cached[0] < GATEWAY_TTL:
+            return cached[1]
+        gateway = await docker.network_gateway()
+        self._known[host] = (time.monotonic(), gateway)
+        return gateway
+
+
+class ImportSync:
+    def __init__(
+        self,
+        *,
+        containers: Reader,
+        namespaces: Reader,
+        registry: Callable[[], SessionRegistry | None],
+        docker_for: Callable[[str], DockerClient | None],
+        gateways: Gateways,
+    ) -> None:
+        self._containers = containers
+        self._namespaces = namespaces
+        self._registry = registry
+        self._docker_for = docker_for
+        self._gateways = gateways
+        self._pushed: dict[str, tuple[int, list[JSON]]] = {}
+
+    def wanted(self, host: str, gateway: str) -> list[JSON]:
+        placed = indexing.placed_on(self._containers, host)
+        found, _ = imports.listeners(placed, gateway, self._namespaces.get)
+        return [listener.document() for listener in found]
+
+    async def sync(self, host: str) -> float | None:
+        registry = self._registry()
+        session = registry.get(host) if registry is not None else None
+        docker = self._docker_for(host)
+        if registry is None or session is None or docker is None:
+            self._pushed.pop(host, None)
+            return None  # connecting again wakes us
+        placed = indexing.placed_on(self._containers, host)
+        if host not in self._pushed and not any(imports.declared(o) for o in placed):
+            return None  # nothing to serve, and nothing served before
+        try:
+            gateway = await self._gateways.get(host, docker)
+        except docker_errors.DockerError as exc:
+            log.warning("cannot read the container network's gateway", host=host, error=str(exc))
+            return 10.0
+        wanted = self.wanted(host, gateway)
+        if self._pushed.get(host) == (id(session), wanted):
+            return None
+        try:
+            stream = await open_target_stream(registry, host=host, target=ImportsTarget())
+            await stream.write(json.dumps({"listeners": wanted}).encode())
+            await stream.send_eof()
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                answer = json.loads(await stream.read(256 * 1024) or b"{}")
+            with contextlib.suppress(MuxError):
+                await stream.aclose()
+        except (HostNotConnectedError, MuxError, TimeoutError, ValueError) as exc:
+            log.warning("could not send the import listeners", host=host, error=str(exc))
+            return 5.0
+        if answer.get("errors"):
+            log.warning("the agent could not serve some imports", host=host, errors=answer["errors"])
+        log.info("import listeners sent", host=host, listening=answer.get("listening"))
+        self._pushed[host] = (id(session), wanted)
+        return None
+
+
+class ImportConnector:
+    def __init__(self, *, kube: KubeClient, containers: Reader, namespaces: Reader, in_cluster: bool | None = None):
+        self._kube = kube
+        self._containers = containers
+        self._namespaces = namespaces
+        self._in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) if in_cluster is None else in_cluster
+        self._addresses: dict[ImportTarget, tuple[float, list[tuple[str, int]]]] = {}
+
+    async def handle(self, host: str, stream: Stream) -> None:
+        try:
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                target = await read_header(stream)
+        except (StreamHeaderError, MuxError, TimeoutError) as exc:
+            log.warning("agent stream refused", host=host, reason=str(exc) or "no header in time")
+            stream.reset()
+            return
+        if not isinstance(target, ImportTarget):
+            log.warning("agent stream refused", host=host, reason=f"{target.text()} is not for the operator")
+            stream.reset()
+            return
+        if not self._declared(host, target):
+            log.warning("import refused", host=host, target=target.text(), reason="no container there may use it")
+            stream.reset()
+            return
+        socket = await self._connect(target)
+        if socket is None:
+            stream.reset()
+            return
+        reader, writer = socket
+        try:
+            await stream.write(TCP_CONNECTED)
+            await splice(stream, reader, writer)
+        except (SpliceFailedError, MuxError):
+            stream.reset()
+            writer.transport.abort()
+            return
+        except BaseException:
+            stream.reset()
+            writer.transport.abort()
+            raise
+        writer.close()
+        with contextlib.suppress(MuxError):
+            await stream.aclose()
+
+    def _declared(self, host: str, target: ImportTarget) -> bool:
+        text = target.text().removeprefix("import ")
+        for obj in indexing.placed_on(self._containers, host):
+            if any(v.target == text and v.allowed for v in imports.judged(obj, self._namespaces.get)):
+                return True
+        return False
+
+    async def _connect(self, target: ImportTarget) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        candidates = await self._addresses_of(target)
+        random.shuffle(candidates)
+        for ip, port in candidates[:2]:  # one more try on another endpoint, as the data plane does
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    return await asyncio.open_connection(ip, port)
+            except (OSError, TimeoutError) as exc:
+                log.info("import connect failed", target=target.text(), address=f"{ip}:{port}", error=str(exc))
+        if not candidates:
+            log.info("import has no address", target=target.text())
+        return None
+
+    async def _addresses_of(self, target: ImportTarget) -> list[tuple[str, int]]:
+        cached = self._addresses.get(target)
+        if cached is not None and time.monotonic() - cached[0] < ADDRESS_TTL:
+            return list(cached[1])
+        try:
+            found = await self._resolve(target)
+        except kube_errors.KubeError as exc:
+            log.info("cannot resolve an import", target=target.text(), error=str(exc))
+            found = []
+        self._addresses[target] = (time.monotonic(), found)
+        return list(found)
+
+    async def _resolve(self, target: ImportTarget) -> list[tuple[str, int]]:
+        service = await self._kube.get(SERVICES, target.service, namespace=target.namespace)
+        spec = service.get("spec") or {}
+        port = next((p for p in spec.get("ports") or [] if p.get("port") == target.port), None)
+        if port is None:
+            return []
+        cluster_ip = spec.get("clusterIP")
+        if self._in_cluster and cluster_ip and cluster_ip != "None":
+            return [(str(cluster_ip), target.port)]  # kube-proxy picks the endpoint
+        # Outside a cluster (or a headless Service): a ready endpoint, by the port's name as kube-proxy matches it.
+        slices = await self._kube.list(
+            ENDPOINTSLICES, namespace=target.namespace, label_selector=f"kubernetes.io/service-name={target.service}"
+        )
+        name = port.get("name") or ""
+        out: list[tuple[str, int]] = []
+        for es in slices.get("items") or []:
+            numbers = [p.get("port") for p in es.get("ports") or [] if (p.get("name") or "") == name]
+            if not numbers or numbers[0] is None:
+                continue
+            for endpoint in es.get("endpoints") or []:
+                if (endpoint.get("conditions") or {}).get("ready") is False:
+                    continue
+                out.extend((str(address), int(numbers[0])) for address in endpoint.get("addresses") or [])
+        return out
