@@ -11,7 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dockyard_tunnel.errors import StreamHeaderError
-from dockyard_tunnel.stream_headers import DockerTarget, TcpTarget, encode_header, parse_header, read_header
+from dockyard_tunnel.stream_headers import (
+    DockerTarget,
+    ImportsTarget,
+    ImportTarget,
+    TcpTarget,
+    encode_header,
+    parse_header,
+    read_header,
+)
 
 
 class BytesReader:
@@ -37,6 +45,8 @@ async def test_read_header_leaves_the_payload() -> None:
         ("tcp 10.1.2.3:8080", TcpTarget(ip=ipaddress.ip_address("10.1.2.3"), port=8080)),
         ("tcp [fd00::1]:443", TcpTarget(ip=ipaddress.ip_address("fd00::1"), port=443)),
         ("docker", DockerTarget()),
+        ("imports", ImportsTarget()),
+        ("import shop/pg:5432", ImportTarget(namespace="shop", service="pg", port=5432)),
     ],
 )
 def test_valid_headers(text: str, target: object) -> None:
@@ -57,6 +67,11 @@ def test_valid_headers(text: str, target: object) -> None:
         (b"tcp [10.0.0.1]:80", "only for IPv6"),
         (b"tcp 10.0.0.1:80\n", "control characters"),
         (b"\xff", "not ASCII"),
+        (b"imports now", "takes no argument"),
+        (b"import pg:5432", "NAMESPACE/SERVICE:PORT"),
+        (b"import shop/pg", "NAMESPACE/SERVICE:PORT"),
+        (b"import Shop/pg:5432", "must be a DNS label"),
+        (b"import shop/pg:0", "1..65535"),
     ],
 )
 def test_invalid_headers_get_clear_errors(body: bytes, message: str) -> None:
