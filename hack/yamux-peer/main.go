@@ -17,6 +17,8 @@
 //
 // As a client (-role client) it runs one scenario (-scenario) against a server that speaks the same commands
 // (ours in Python, or this program), prints "OK <details>" and exits 0, or prints the failure and exits 1.
+// Scenario "concurrent" holds -streams echo streams open at the same time: every stream is opened and has one
+// round trip done before any of them sends the rest of its -bytes.
 package main
 
 import (
@@ -359,6 +361,69 @@ func rtts(stream *yamux.Stream, samples int) ([]time.Duration, error) {
 	return out, nil
 }
 
+// concurrentEcho opens n echo streams and gets one byte echoed on each; only when all n are open at once does
+// each send the rest of its payload, half-close and check the echo. It returns how many streams the session
+// had open at that moment.
+func concurrentEcho(sess *yamux.Session, n int, size int64) (int, error) {
+	var opened sync.WaitGroup
+	opened.Add(n)
+	all := make(chan struct{})
+	atBarrier := 0
+	go func() {
+		opened.Wait()
+		atBarrier = sess.NumStreams()
+		close(all)
+	}()
+	err := parallel(n, func(i int) error {
+		arrived := false
+		defer func() {
+			if !arrived {
+				opened.Done()
+			}
+		}()
+		payload := make([]byte, size)
+		rand.New(rand.NewSource(int64(i))).Read(payload)
+		stream, err := command(sess, "echo")
+		if err != nil {
+			return fmt.Errorf("open %d: %w", i, err)
+		}
+		defer stream.Close()
+		if _, err := stream.Write(payload[:1]); err != nil {
+			return fmt.Errorf("stream %d: %w", i, err)
+		}
+		got := make([]byte, size)
+		if _, err := io.ReadFull(stream, got[:1]); err != nil {
+			return fmt.Errorf("stream %d first echo: %w", i, err)
+		}
+		arrived = true
+		opened.Done()
+		<-all
+		errc := make(chan error, 1)
+		go func() {
+			_, err := stream.Write(payload[1:])
+			if err == nil {
+				err = stream.Close()
+			}
+			errc <- err
+		}()
+		if _, err := io.ReadFull(stream, got[1:]); err != nil {
+			return fmt.Errorf("stream %d echo: %w", i, err)
+		}
+		if err := <-errc; err != nil {
+			return fmt.Errorf("stream %d write: %w", i, err)
+		}
+		if !bytes.Equal(got, payload) {
+			return fmt.Errorf("stream %d: echo differs", i)
+		}
+		if rest, err := io.ReadAll(stream); err != nil || len(rest) != 0 {
+			return fmt.Errorf("stream %d after the echo: %d bytes, %v", i, len(rest), err)
+		}
+		return nil
+	})
+	<-all
+	return atBarrier, err
+}
+
 func pct(d []time.Duration, p float64) float64 {
 	return float64(d[int(float64(len(d)-1)*p)].Microseconds())
 }
@@ -372,6 +437,9 @@ func runScenario(sess *yamux.Session, scenario string, size int64, streams, samp
 			return echoOnce(sess, payload)
 		})
 		return fmt.Sprintf("echo %d streams x %d bytes", streams, size), err
+	case "concurrent":
+		open, err := concurrentEcho(sess, streams, size)
+		return fmt.Sprintf("concurrent streams=%d bytes=%d open_at_once=%d", streams, size, open), err
 	case "upload":
 		return fmt.Sprintf("upload %d bytes", size), sendSink(sess, size)
 	case "download":

@@ -25,6 +25,8 @@ from dockyard_mux.proto.connection import Connection
 from dockyard_mux.proto.errors import MuxError, SessionClosedError
 from dockyard_mux.proto.events import Event
 from dockyard_mux.proto.frames import FrameType, encode_header
+from dockyard_mux.proto.state import StreamState
+from dockyard_mux.proto.windows import ReceiveWindow
 
 MAX_COMMAND_LINE = 256
 _PATTERN = random.Random(1).randbytes(1 << 20)  # noqa: S311 - test data, not a secret
@@ -89,6 +91,51 @@ def exchange(a: Connection, b: Connection) -> tuple[list[Event], list[Event]]:
     return at_b, at_a
 
 
+def check_receive_accounting(conn: Connection) -> None:
+    """Raise AssertionError unless the receive-side accounting of ``conn`` holds (mux/SPEC.md, section 7).
+
+    Per stream: available + buffered + unacked == size and 0 <= initial <= available; a stream the peer may still
+    send on whose bytes were all read has credit above half of min_stream_window (either side can always move).
+    Per session: committed_window is the sum of what the streams charge; credit beyond each stream's first
+    256 KiB fits max_session_buffer; so everything at risk fits max_session_buffer + num_streams x 256 KiB; and
+    num_streams <= max_streams.
+    """
+    config = conn.config
+    window = config.initial_stream_window
+    charged = beyond_initial = 0
+    for stream_id in conn.stream_ids:
+        recv = conn.receive_window(stream_id)
+        state = conn.stream_state(stream_id)
+        if recv is None or state is None:
+            raise AssertionError(f"stream {stream_id} is listed but not tracked")
+        if recv.available + recv.buffered + recv.unacked != recv.size or min(recv.available, recv.buffered) < 0:
+            raise AssertionError(f"stream {stream_id}: inconsistent window {_window_repr(recv)}")
+        if not 0 <= recv.initial <= recv.available:
+            raise AssertionError(f"stream {stream_id}: initial credit out of range {_window_repr(recv)}")
+        peer_sending = state not in (StreamState.REMOTE_CLOSED, StreamState.CLOSED)
+        if peer_sending and recv.buffered == 0 and recv.available <= config.min_stream_window // 2:
+            raise AssertionError(f"stream {stream_id}: everything read, yet no credit {_window_repr(recv)}")
+        if not peer_sending and recv.available:
+            raise AssertionError(f"stream {stream_id}: the peer sent FIN but keeps credit {_window_repr(recv)}")
+        charged += recv.committed
+        beyond_initial += max(0, recv.available + recv.buffered - window)
+    if charged != conn.committed_window:
+        raise AssertionError(f"committed_window {conn.committed_window} != {charged} charged by the streams")
+    if beyond_initial > config.max_session_buffer:
+        raise AssertionError(f"{beyond_initial} bytes beyond initial windows exceed max_session_buffer")
+    if conn.bytes_at_risk > config.max_session_buffer + conn.num_streams * window:
+        raise AssertionError(f"{conn.bytes_at_risk} bytes at risk exceed the bound")
+    if conn.num_streams > config.max_streams:
+        raise AssertionError(f"{conn.num_streams} streams exceed max_streams {config.max_streams}")
+
+
+def _window_repr(recv: ReceiveWindow) -> str:
+    return (
+        f"size={recv.size} available={recv.available} buffered={recv.buffered} unacked={recv.unacked} "
+        f"initial={recv.initial}"
+    )
+
+
 _STREAM_LIMIT = 1024 * 1024
 
 
@@ -151,6 +198,7 @@ class CommandServer:
         self.release = asyncio.Event()
         self.last_reset = ""
         self.max_buffered = 0
+        self.peak_streams = 0  # most streams the session had at once, sampled as each is accepted
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -160,6 +208,7 @@ class CommandServer:
                     stream = await self.session.accept_stream()
                 except SessionClosedError:
                     break
+                self.peak_streams = max(self.peak_streams, self.session.num_streams)
                 task = asyncio.get_running_loop().create_task(self._handle(stream))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

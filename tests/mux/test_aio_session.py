@@ -20,13 +20,14 @@ from dockyard_mux import (
     SocketTransport,
     Stream,
     StreamClosedError,
+    StreamLimitError,
     StreamResetError,
     StreamTransport,
     connect_tcp_session,
     connect_unix_session,
 )
 from dockyard_mux.proto.frames import Flag, FrameType
-from dockyard_mux.testing import SessionPair, frame, open_pair
+from dockyard_mux.testing import SessionPair, check_receive_accounting, frame, open_pair
 
 WINDOW = 256 * 1024
 
@@ -275,18 +276,168 @@ async def test_backlog_overflow_resets_new_streams() -> None:
         await pair.server.close()
 
 
-async def test_session_buffer_cap_bounds_streams() -> None:
-    pair = await open_pair(server_config=Config(max_session_buffer=2 * WINDOW))
+async def test_max_streams_resets_the_peers_streams_past_it() -> None:
+    pair = await open_pair(server_config=Config(max_streams=2, max_session_buffer=WINDOW))
     try:
         streams = [await pair.client.open_stream() for _ in range(3)]
-        with pytest.raises(StreamResetError):
+        with pytest.raises(StreamResetError) as caught:
             await asyncio.wait_for(streams[2].read(), 5)
+        assert caught.value.by_peer is True
         for stream in streams[:2]:
-            await stream.write(b"x" * WINDOW)  # both admitted streams get their full window
-        assert pair.server._conn.committed_window <= 2 * WINDOW
+            await stream.write(b"x" * WINDOW)  # both admitted streams get their full initial window...
+        # ...though together that is twice the budget: the protocol's initial credit cannot be refused.
+        await eventually(lambda: pair.server._conn.committed_window == 2 * WINDOW)
+        check_receive_accounting(pair.server._conn)
     finally:
         await pair.client.close()
         await pair.server.close()
+
+
+async def test_session_budget_every_reader_finishes_beside_one_that_never_reads() -> None:
+    """The server's budget is one window and a stream it never reads fills it: eight other streams still move
+    2 MiB each (their re-grants shrink to the floor and take turns), and the accounting holds throughout."""
+    pair = await open_pair(server_config=Config(max_session_buffer=WINDOW))
+    conn = pair.server._conn
+    try:
+        hog = await pair.client.open_stream()
+        await hog.write(b"h" * WINDOW)
+        await pair.server.accept_stream()  # accepted, never read
+        payload = os.urandom(2 * 1024 * 1024)
+
+        async def upload() -> None:
+            stream = await pair.client.open_stream()
+            await stream.write(payload)
+            await stream.send_eof()
+            assert await read_all(stream) == b"ok"
+
+        async def download() -> None:
+            stream = await pair.server.accept_stream()
+            assert await read_all(stream) == payload
+            await stream.write(b"ok")
+            await stream.send_eof()
+
+        scarce = False
+
+        async def watch() -> None:
+            nonlocal scarce
+            while True:
+                check_receive_accounting(conn)
+                scarce = scarce or bool(conn.withheld_streams)
+                await asyncio.sleep(0.001)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await asyncio.wait_for(asyncio.gather(*(upload() for _ in range(8)), *(download() for _ in range(8))), 30)
+        finally:
+            watcher.cancel()
+        assert scarce  # the floor and the withheld queue were really exercised
+        await eventually(lambda: conn.num_streams == 1)
+        assert conn.committed_window == WINDOW  # what remains is the hog's unread window
+    finally:
+        await pair.client.close()
+        await pair.server.close()
+
+
+async def test_open_waits_for_a_free_slot_first_come_first_served() -> None:
+    pair = await open_pair(client_config=Config(max_streams=2))
+    try:
+        first = await pair.client.open_stream()
+        second = await pair.client.open_stream()
+        third = asyncio.create_task(pair.client.open_stream())
+        fourth = asyncio.create_task(pair.client.open_stream())
+        await asyncio.sleep(0.05)
+        assert not third.done()
+        assert not fourth.done()
+        # The first stream ends both ways: its slot goes to the opener that has waited longest.
+        peer = await pair.server.accept_stream()
+        await peer.send_eof()
+        await first.send_eof()
+        assert await first.read() == b""
+        opened = await asyncio.wait_for(third, 5)
+        assert opened.stream_id == 5
+        await asyncio.sleep(0.05)
+        assert not fourth.done()
+        second.reset()  # a reset frees a slot at once
+        assert (await asyncio.wait_for(fourth, 5)).stream_id == 7
+        await opened.write(b"works")
+        await opened.send_eof()
+        accepted = await pair.server.accept_stream()
+        while accepted.stream_id != opened.stream_id:  # stream 3, unless its reset already dropped it
+            accepted = await pair.server.accept_stream()
+        assert await read_all(accepted) == b"works"
+    finally:
+        await pair.client.close()
+        await pair.server.close()
+
+
+async def test_open_past_max_streams_times_out_with_stream_limit_error() -> None:
+    pair = await open_pair(client_config=Config(max_streams=1, stream_open_timeout=0.2))
+    try:
+        await pair.client.open_stream()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(StreamLimitError, match="max_streams 1"):
+            await pair.client.open_stream()
+        assert loop.time() - started >= 0.19
+        assert not pair.client._open_waiters
+        assert pair.client.num_streams == 1
+    finally:
+        await pair.client.close()
+        await pair.server.close()
+
+
+async def test_a_cancelled_opener_passes_its_slot_on_and_closing_fails_the_rest() -> None:
+    pair = await open_pair(client_config=Config(max_streams=1))
+    try:
+        held = await pair.client.open_stream()
+        cancelled = asyncio.create_task(pair.client.open_stream())
+        woken = asyncio.create_task(pair.client.open_stream())
+        last = asyncio.create_task(pair.client.open_stream())
+        await asyncio.sleep(0.02)
+        held.reset()  # wakes the first opener for the freed slot...
+        cancelled.cancel()  # ...which is cancelled before it runs: the slot passes to the next in line
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert (await asyncio.wait_for(woken, 5)).stream_id == 3
+        await asyncio.sleep(0.02)
+        assert not last.done()
+        await pair.client.close()
+        with pytest.raises(SessionClosedError):
+            await asyncio.wait_for(last, 5)
+    finally:
+        await pair.client.close()
+        await pair.server.close()
+
+
+async def test_our_unacknowledged_opens_are_limited_like_yamux() -> None:
+    """hashicorp/yamux resets SYNs past the streams its application has not accepted yet (AcceptBacklog, 256)
+    and never has more of its own opens unacknowledged; we hold ours to accept_backlog too."""
+    peer_writer: asyncio.Future[asyncio.StreamWriter] = asyncio.get_running_loop().create_future()
+
+    async def silent_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer_writer.set_result(writer)
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass  # reads our frames, answers only what the test writes
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+    server = await asyncio.start_server(silent_peer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    config = Config(accept_backlog=2, enable_keepalive=False)
+    async with Session(StreamTransport(reader, writer), client=True, config=config) as session:
+        await session.open_stream()
+        await session.open_stream()
+        third = asyncio.create_task(session.open_stream())
+        await asyncio.sleep(0.05)
+        assert not third.done()
+        assert session._conn.unacknowledged_opens == 2
+        (await peer_writer).write(frame(FrameType.WINDOW_UPDATE, Flag.ACK, 1, 0))
+        assert (await asyncio.wait_for(third, 5)).stream_id == 5
+    server.close()
+    await server.wait_closed()
 
 
 async def test_ping_and_rtt(pair: SessionPair) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from dockyard_mux import (
+    Config,
     Session,
     SessionClosedError,
     SocketTransport,
@@ -72,6 +73,74 @@ async def test_echo_on_100_concurrent_streams(session: Session) -> None:
 
     await asyncio.gather(*(echo(i) for i in range(100)))
     assert session.num_streams == 0
+
+
+async def echo_all_at_once(session: Session, n: int, size: int) -> int:
+    """Open ``n`` echo streams; each gets one byte echoed, and only once all ``n`` are open at the same time does
+    each send the rest of its ``size`` bytes and check the echo. Returns the session's stream count then."""
+    opened = 0
+    all_open = asyncio.Event()
+    at_once = 0
+
+    async def echo(i: int) -> None:
+        nonlocal opened, at_once
+        payload = os.urandom(size)
+        stream = await open_command(session, "echo")
+        await stream.write(payload[:1])
+        assert await stream.read_exactly(1) == payload[:1]
+        opened += 1
+        if opened == n:
+            at_once = session.num_streams
+            all_open.set()
+        await all_open.wait()
+        await stream.write(payload[1:])
+        await stream.send_eof()
+        assert await read_all(stream) == payload[1:]
+        await stream.aclose()
+
+    await asyncio.wait_for(asyncio.gather(*(echo(i) for i in range(n))), 120)
+    return at_once
+
+
+async def test_1000_concurrent_streams_opened_by_us(session: Session) -> None:
+    """Four times the 256 streams the old per-stream reservation of max_session_buffer allowed, against Go's
+    default AcceptBacklog of 256 (we keep at most that many of our opens unacknowledged, as yamux does)."""
+    assert await echo_all_at_once(session, 1000, 64 * 1024) == 1000
+    assert session.num_streams == 0
+    assert session._conn.committed_window == 0
+
+
+async def test_1000_concurrent_streams_over_a_tight_budget(go_server: str) -> None:
+    """1000 streams x 300 KiB echoed through a session whose budget is 1 MiB: every stream's initial 256 KiB
+    arrives regardless, then re-grants shrink to the floor and wait their turn; hashicorp/yamux copes with the
+    small grants, and no stream starves or is reset."""
+    host, port = go_server.rsplit(":", 1)
+    config = Config(max_session_buffer=1024 * 1024)
+    async with await connect_tcp_session(host, int(port), config=config) as tight:
+        assert await echo_all_at_once(tight, 1000, 300 * 1024) == 1000
+        assert tight.num_streams == 0
+
+
+async def test_our_open_past_max_streams_waits_for_a_slot(go_server: str) -> None:
+    host, port = go_server.rsplit(":", 1)
+    async with await connect_tcp_session(host, int(port), config=Config(max_streams=4)) as limited:
+        streams = [await open_command(limited, "echo") for _ in range(4)]
+        waiting = asyncio.create_task(open_command(limited, "echo"))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        assert limited.num_streams == 4
+        # One stream ends both ways (our FIN, Go's FIN after the echo, every byte read): its slot goes to the
+        # waiting opener.
+        await streams[0].write(b"a")
+        await streams[0].send_eof()
+        assert await read_all(streams[0]) == b"a"
+        fifth = await asyncio.wait_for(waiting, 10)
+        await fifth.write(b"hello")
+        await fifth.send_eof()
+        assert await read_all(fifth) == b"hello"
+        for stream in streams[1:]:
+            await stream.send_eof()
+            assert await read_all(stream) == b""
 
 
 async def test_256_mib_upload_with_checksum(session: Session) -> None:
@@ -259,6 +328,19 @@ async def test_go_client_against_python_server(
 ) -> None:
     addr, _ = python_server
     await run_go_client(yamux_peer, addr, scenario, *args)
+
+
+async def test_go_client_holds_1000_concurrent_streams(
+    yamux_peer: Path, python_server: tuple[str, list[CommandServer]]
+) -> None:
+    addr, servers = python_server
+    # yamux's default StreamCloseTimeout (the peer's flag defaults to 300 ms for the "hold" command): after its
+    # half-close, a Go stream otherwise gives up on an echo that 1000 busy streams delay longer than that.
+    out = await run_go_client(
+        yamux_peer, addr, "concurrent", "-streams", "1000", "-bytes", str(64 * 1024), "-close-timeout", "5m"
+    )
+    assert "open_at_once=1000" in out
+    assert servers[0].peak_streams == 1000
 
 
 async def test_go_slow_writer_is_held_back_by_python_reader(

@@ -270,15 +270,54 @@ def test_backlog_overflow_resets_new_streams() -> None:
     assert server.receive_data(frame(WU, Flag.SYN, 7, 0)) == [StreamOpened(7)]
 
 
-def test_session_buffer_cap_rejects_streams_both_ways() -> None:
-    config = Config(max_session_buffer=2 * WINDOW)
-    server = Connection(client=False, config=config)
+def test_max_streams_bounds_streams_both_ways() -> None:
+    """Streams of both directions count; the peer's SYN past the limit is reset, our open raises (the asyncio
+    Session queues its openers on stream_limit_reached instead), and a forgotten stream frees its slot."""
+    server = Connection(client=False, config=Config(max_streams=3, max_session_buffer=WINDOW))
+    assert server.open_stream() == 2
     server.receive_data(frame(WU, Flag.SYN, 1, 0) + frame(WU, Flag.SYN, 3, 0) + frame(WU, Flag.SYN, 5, 0))
-    assert server.data_to_send().endswith(frame(WU, Flag.RST, 5, 0))
-    with pytest.raises(StreamLimitError, match="max_session_buffer"):
+    assert server.data_to_send() == (
+        frame(WU, Flag.SYN, 2, 0) + frame(WU, Flag.ACK, 1, 0) + frame(WU, Flag.ACK, 3, 0) + frame(WU, Flag.RST, 5, 0)
+    )
+    assert server.num_streams == 3
+    full = server.stream_limit_reached
+    assert full
+    with pytest.raises(StreamLimitError, match="max_streams"):
         server.open_stream()
     server.reset(1)
-    assert server.open_stream() == 2
+    assert not server.stream_limit_reached
+    assert server.open_stream() == 4
+    # A peer's reset frees a slot too. The budget (one window here) no longer limits admission: three streams
+    # with 256 KiB of initial credit each.
+    assert server.receive_data(frame(WU, Flag.RST, 3, 0)) == [StreamReset(3)]
+    assert server.receive_data(frame(WU, Flag.SYN, 7, 0)) == [StreamOpened(7)]
+    assert server.num_streams == 3
+    assert server.bytes_at_risk == 3 * WINDOW
+
+
+def test_admission_no_longer_depends_on_the_session_buffer() -> None:
+    """Before max_streams, each stream reserved 256 KiB of max_session_buffer at open, so 64 MiB meant 256
+    streams. Now 1000 streams each way fit the defaults, and idle streams charge nothing to the budget."""
+    client = Connection(client=True)
+    server = Connection(client=False)
+    opened: list[int] = []
+    for _ in range(10):  # in batches, each accepted before the next arrives (accept_backlog is 256)
+        for _ in range(100):
+            client.open_stream()
+            server.open_stream()
+        at_server, at_client = exchange(client, server)
+        for conn, events in ((server, at_server), (client, at_client)):
+            for event in events:
+                assert not isinstance(event, StreamReset)
+                if isinstance(event, StreamOpened):
+                    conn.mark_accepted(event.stream_id)
+                    opened.append(event.stream_id)
+        exchange(client, server)  # the ACKs
+    assert len(opened) == 2000
+    assert client.unacknowledged_opens == server.unacknowledged_opens == 0
+    assert client.num_streams == server.num_streams == 2000
+    assert client.committed_window == server.committed_window == 0
+    assert client.bytes_at_risk == server.bytes_at_risk == 2000 * WINDOW  # the protocol's initial credit
 
 
 def test_stream_id_rules() -> None:

@@ -1,7 +1,9 @@
 """Fuzzing the decoder: random and mutated byte streams into Connection.receive_data.
 
 Nothing but RemoteProtocolError may escape, and memory stays bounded: the reassembly buffer never exceeds one
-maximal frame, queued replies stay under the control-frame limit, and committed windows under the session cap.
+maximal frame, queued replies stay under the control-frame limit, at most max_streams streams exist, and the
+receive accounting holds (credit beyond initial windows within max_session_buffer, so everything at risk within
+max_session_buffer + streams x 256 KiB; see check_receive_accounting).
 
 The normal run generates DEFAULT_CASES cases (>= 10**5, a few seconds); set DOCKYARD_FUZZ_CASES for a longer run.
 """
@@ -15,13 +17,14 @@ import pytest
 
 from dockyard_mux.proto import Config, Connection, RemoteProtocolError
 from dockyard_mux.proto.frames import Flag, FrameType
-from dockyard_mux.testing import frame
+from dockyard_mux.testing import check_receive_accounting, frame
 
 DEFAULT_CASES = 100_000
 CONFIG = Config(
     max_stream_window=512 * 1024,
     max_session_buffer=1024 * 1024,
     accept_backlog=4,
+    max_streams=6,
     max_queued_control_frames=32,
 )
 MAX_INPUT = 12 + CONFIG.max_stream_window
@@ -76,7 +79,7 @@ def feed(rng: random.Random, data: bytes, *, client: bool) -> None:
             pos += step
             assert conn.buffered_input <= MAX_INPUT
             assert conn.pending_bytes <= MAX_OUTPUT
-            assert conn.committed_window <= CONFIG.max_session_buffer
+            check_receive_accounting(conn)
             if rng.random() < 0.05:
                 conn.data_to_send()
     except RemoteProtocolError:

@@ -86,3 +86,5 @@ def test_config_defaults_match_the_contract() -> None:
     assert config.stream_open_timeout == 75.0
     assert config.stream_close_timeout == 300.0
     assert config.max_session_buffer >= config.initial_stream_window
+    assert config.max_streams == 4096  # 1000+ concurrent connections per agent session, with room to spare
+    assert config.min_stream_window == 16 * 1024

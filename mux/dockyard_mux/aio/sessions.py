@@ -23,6 +23,7 @@ from dockyard_mux.proto.errors import (
     LocalProtocolError,
     RemoteProtocolError,
     SessionClosedError,
+    StreamLimitError,
 )
 from dockyard_mux.proto.events import (
     DataReceived,
@@ -54,6 +55,10 @@ class Session:
         self._accept_queue: collections.deque[Stream] = collections.deque()
         self._accept_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._space_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # open_stream() callers waiting for a stream slot, first come first served, and how many of them were
+        # woken for a slot they have not taken yet (so one freed slot wakes one opener, not all of them).
+        self._open_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._openers_woken = 0
         self._pings: dict[int, asyncio.Future[None]] = {}
         self._wakeup = asyncio.Event()
         self._writer_busy = False
@@ -128,11 +133,17 @@ class Session:
         return self._config
 
     async def open_stream(self) -> Stream:
-        """Open a stream (the SYN goes out at once; data may follow before the peer's ACK)."""
+        """Open a stream (the SYN goes out at once; data may follow before the peer's ACK).
+
+        While ``max_streams`` streams exist, or ``accept_backlog`` of our opens await the peer's ACK, it waits
+        (first come, first served) for a slot, up to ``stream_open_timeout``; then it raises StreamLimitError.
+        """
         self._check_open()
         conn = self._conn
         if conn.local_goaway or conn.remote_goaway is not None:
             raise SessionClosedError("the session is going away: no new streams")
+        if self._open_waiters or self._free_open_slots() <= 0:
+            await self._wait_for_open_slot()
         stream_id = conn.open_stream()
         stream = Stream(self, stream_id)
         self._streams[stream_id] = stream
@@ -191,6 +202,7 @@ class Session:
         for waiter in self._accept_waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        self._wake_openers()
 
     async def close(self) -> None:
         """Hard close: Go Away (best effort), fail every stream with SessionClosedError, close the transport."""
@@ -269,6 +281,70 @@ class Session:
                 waiter.set_result(None)
                 return
 
+    def _free_open_slots(self) -> int:
+        """Streams we could open now, less those promised to openers already woken."""
+        conn = self._conn
+        config = self._config
+        free = min(
+            config.max_streams - conn.num_streams,
+            # hashicorp/yamux resets SYNs past the streams its application has not accepted (its AcceptBacklog,
+            # 256 by default) and limits its own unacknowledged opens the same way; so do we, with ours.
+            config.accept_backlog - conn.unacknowledged_opens,
+        )
+        return free - self._openers_woken
+
+    async def _wait_for_open_slot(self) -> None:
+        loop = asyncio.get_running_loop()
+        waiters = self._open_waiters
+        conn = self._conn
+        timeout = self._config.stream_open_timeout
+        keep_turn = False
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    waiter = loop.create_future()
+                    if keep_turn:
+                        waiters.appendleft(waiter)  # woken, but the slot went to a peer's stream: stay first
+                    else:
+                        waiters.append(waiter)
+                    try:
+                        await waiter
+                    except BaseException:
+                        if waiter.done() and not waiter.cancelled():
+                            self._openers_woken -= 1
+                            self._wake_openers()  # we were woken but will not open: pass the slot on
+                        else:
+                            with contextlib.suppress(ValueError):
+                                waiters.remove(waiter)
+                        raise
+                    self._openers_woken -= 1
+                    self._check_open()
+                    if conn.local_goaway or conn.remote_goaway is not None:
+                        raise SessionClosedError("the session is going away: no new streams")
+                    if self._free_open_slots() > 0:
+                        return
+                    keep_turn = True
+        except TimeoutError:
+            raise StreamLimitError(
+                f"no stream slot within stream_open_timeout ({timeout} s): {conn.num_streams} streams are open "
+                f"(max_streams {self._config.max_streams}), {conn.unacknowledged_opens} of ours unacknowledged"
+            ) from None
+
+    def _wake_openers(self) -> None:
+        """Wake one waiting opener per free slot (every one if the session is ending, so they fail)."""
+        waiters = self._open_waiters
+        conn = self._conn
+        if self._close_reason is not None or conn.local_goaway or conn.remote_goaway is not None:
+            free = len(waiters)
+        else:
+            free = self._free_open_slots()
+        while waiters and free > 0:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self._openers_woken += 1
+                free -= 1
+
     def _stream_finished(self, stream: Stream) -> None:
         self._streams.pop(stream.stream_id, None)
         if stream.is_reset and self._accept_queue and stream in self._accept_queue:
@@ -331,6 +407,9 @@ class Session:
                 self._dispatch_rare(event)
         if self._close_reason is None:
             self._flush()
+        if self._open_waiters:
+            # ACKs, FINs and RSTs free slots for waiting openers.
+            self._wake_openers()
 
     def _dispatch_rare(self, event: object) -> None:
         streams = self._streams
@@ -439,6 +518,7 @@ class Session:
             if not pinger.done():
                 pinger.set_exception(self._closed_error())
         self._wake_space_waiters()
+        self._wake_openers()
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:

@@ -175,10 +175,13 @@ class Stream:
         if self._session.closed:
             raise self._session._closed_error()
         self._fin_sent = True
-        self._session._conn.half_close(self.stream_id)
-        self._session._flush()
+        session = self._session
+        session._conn.half_close(self.stream_id)
+        session._flush()
         if self._eof:
-            self._session._stream_finished(self)
+            session._stream_finished(self)
+        if session._open_waiters:
+            session._wake_openers()
 
     def reset(self) -> None:
         """Abort both directions (RST). Never blocks; unread data is dropped."""
@@ -189,6 +192,8 @@ class Stream:
         if not session.closed:
             session._conn.reset(self.stream_id)
             session._flush()
+            if session._open_waiters:
+                session._wake_openers()
 
     async def aclose(self) -> None:
         """Send FIN if not sent, then wait (up to stream_close_timeout) for the peer's FIN, discarding what
@@ -262,6 +267,8 @@ class Stream:
             conn.acknowledge(self.stream_id, n, now=self._loop.time())
             if conn.pending_bytes:
                 session._flush()
+            if session._open_waiters:
+                session._wake_openers()  # reading the last bytes of a closed stream frees its slot
         return data
 
     def _discard(self) -> None:
@@ -270,9 +277,12 @@ class Stream:
             self._chunks.clear()
             self._offset = 0
             self._buffered = 0
-            if not self._session.closed:
-                self._session._conn.acknowledge(self.stream_id, n, now=self._loop.time())
-                self._session._flush()
+            session = self._session
+            if not session.closed:
+                session._conn.acknowledge(self.stream_id, n, now=self._loop.time())
+                session._flush()
+                if session._open_waiters:
+                    session._wake_openers()
 
     # Called by the Session's reader.
 

@@ -5,8 +5,14 @@ half_close, reset, acknowledge, ping, go_away) and collect the bytes to write wi
 here blocks, sleeps, reads a clock or touches a socket, so every path can be driven directly by tests.
 
 Memory is bounded on the receive side by construction: a data frame longer than max_stream_window is rejected
-from its header alone, the reassembly buffer never holds more than one frame, and the sum of receive windows
-(what the peer may have in flight plus what we hold unread) never exceeds Config.max_session_buffer.
+from its header alone, the reassembly buffer never holds more than one frame, at most Config.max_streams streams
+exist, and credit beyond each stream's first 256 KiB is granted only within Config.max_session_buffer. So what
+the peer may have in flight to us plus what we hold unread never exceeds max_session_buffer + max_streams x
+256 KiB (mux/SPEC.md, section 7, derives it).
+
+The budget is charged lazily: a stream's implicit initial credit counts only as the peer uses it, and unread
+plus granted bytes count after that. Over the budget, due re-grants are withheld (the stream's credit shrinks)
+down to a floor of Config.min_stream_window, and withheld grants are handed out round robin as reads free room.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ from dockyard_mux.proto.frames import (
 )
 from dockyard_mux.proto.state import TRANSITIONS, StreamInput, StreamState
 from dockyard_mux.proto.windows import ReceiveWindow, SendWindow
+
+_RELEASE_QUANTUM: Final = INITIAL_STREAM_WINDOW // 2
+"""Smallest share of freed room a withheld stream is offered per turn (if it needs that much): the half window
+a normal re-grant carries, so handing out withheld credit costs no more window updates than normal traffic."""
 
 _DATA: Final = int(FrameType.DATA)
 _WINDOW_UPDATE: Final = int(FrameType.WINDOW_UPDATE)
@@ -84,7 +94,11 @@ class Connection:
         self._next_id = 1 if client else 2
         self._streams: dict[int, _StreamRecord] = {}
         self._unaccepted: set[int] = set()
-        self._committed = 0  # sum of receive-window sizes (bytes in flight to us + unread), see Config
+        self._opening = 0  # streams we opened that the peer has not acknowledged (ACK) yet
+        self._committed = 0  # sum of ReceiveWindow.committed over streams: what max_session_buffer bounds
+        # Streams with a due re-grant withheld because the session is over its budget, in the order they are
+        # served (round robin: a stream that still wants more goes to the back). A dict is an ordered set here.
+        self._withheld: dict[int, _StreamRecord] = {}
         self._inbuf = bytearray()
         self._out: list[bytes | memoryview] = []
         self._out_size = 0
@@ -107,8 +121,37 @@ class Connection:
 
     @property
     def committed_window(self) -> int:
-        """Sum of receive windows over tracked streams: the bound on bytes we may have to hold."""
+        """What is charged to max_session_buffer: unread bytes plus the peer's credit, except the part of each
+        stream's initial 256 KiB that the peer has not used yet."""
         return self._committed
+
+    @property
+    def bytes_at_risk(self) -> int:
+        """Everything the receive side may have to hold: unread bytes plus all credit the peer still has
+        (including unused initial credit). Computed by walking the streams; for tests and diagnostics."""
+        return sum(rec.recv.available + rec.recv.buffered for rec in self._streams.values())
+
+    @property
+    def withheld_streams(self) -> tuple[int, ...]:
+        """Streams whose due re-grant waits for room under max_session_buffer, in the order they will be
+        served."""
+        return tuple(self._withheld)
+
+    @property
+    def num_streams(self) -> int:
+        """Tracked streams, both directions: what Config.max_streams bounds."""
+        return len(self._streams)
+
+    @property
+    def unacknowledged_opens(self) -> int:
+        """Streams we opened that the peer has not acknowledged yet."""
+        return self._opening
+
+    @property
+    def stream_limit_reached(self) -> bool:
+        """True when open_stream() would raise StreamLimitError for lack of a slot (max_streams streams exist).
+        An adapter queues its openers on this instead."""
+        return len(self._streams) >= self.config.max_streams
 
     @property
     def buffered_input(self) -> int:
@@ -161,12 +204,13 @@ class Connection:
             raise LocalProtocolError("no new streams after go away")
         if self._next_id > MAX_UINT32:
             raise StreamLimitError("stream ids are exhausted")
-        if self._committed + INITIAL_STREAM_WINDOW > self.config.max_session_buffer:
-            raise StreamLimitError("a new stream's receive window would exceed max_session_buffer")
+        if len(self._streams) >= self.config.max_streams:
+            raise StreamLimitError(f"{len(self._streams)} streams are open (max_streams)")
         stream_id = self._next_id
         self._next_id += 2
+        # The peer may send the initial window at once, but it is charged to the budget only as it is used.
         self._streams[stream_id] = _StreamRecord(StreamState.SYN_SENT, INITIAL_STREAM_WINDOW)
-        self._committed += INITIAL_STREAM_WINDOW
+        self._opening += 1
         # Like hashicorp/yamux, the SYN rides on a window update with delta 0 (our window stays the initial
         # one).
         self._queue(_WINDOW_UPDATE, _SYN, stream_id, 0)
@@ -216,26 +260,85 @@ class Connection:
         if rec is None or n <= 0:
             return
         recv = rec.recv
+        if n > recv.buffered:
+            n = recv.buffered
+            if not n:
+                return
+        recv.buffered -= n
+        committed = self._committed - n
+        self._committed = committed
         if rec.state not in _PEER_SENDING:
             # The peer sent FIN: it will never use a re-grant, so the window shrinks instead.
-            n = min(n, recv.buffered)
-            recv.buffered -= n
             recv.size -= n
-            self._committed -= n
             if rec.state is StreamState.CLOSED and recv.buffered == 0:
                 self._forget(stream_id, rec)
+            elif self._withheld:
+                self._release_withheld()
             return
-        old_size = recv.size
-        delta = recv.consume(
-            n,
-            now=now,
-            rtt=self.rtt,
-            max_size=self.config.max_stream_window,
-            headroom=self.config.max_session_buffer - self._committed,
-        )
-        self._committed += recv.size - old_size
-        if delta:
+        unacked = recv.unacked + n
+        recv.unacked = unacked
+        if unacked < recv.size >> 1:
+            if self._withheld:
+                self._release_withheld()
+            return
+        headroom = self.config.max_session_buffer - committed - unacked
+        if headroom >= 0 and not self._withheld:
+            # Under the budget and nobody waiting: the normal full re-grant, with growth if the window is the
+            # bottleneck.
+            growth = recv.growth(now=now, rtt=self.rtt, max_size=self.config.max_stream_window, headroom=headroom)
+            delta = unacked + growth
+            recv.size += growth
+            recv.unacked = 0
+            recv.available += delta
+            self._committed = committed + delta
             self._queue(_WINDOW_UPDATE, 0, stream_id, delta)
+            return
+        self._regrant_scarce(stream_id, rec)
+
+    def _regrant_scarce(self, stream_id: int, rec: _StreamRecord) -> None:
+        """A re-grant is due but the session is over its budget (or others wait): top the stream up to the floor,
+        queue the rest, and serve the queue with whatever room there is."""
+        recv = rec.recv
+        floor = self.config.min_stream_window
+        held = recv.available + recv.buffered
+        # Topped up only once it fell to half the floor, so a stream read a byte at a time does not send a window
+        # update per byte. The floor is granted even over the budget: it is what keeps a reading stream moving
+        # when streams that do not read hold the budget (no deadlock), and it stays within the stream's first
+        # 256 KiB, which the memory bound counts per stream anyway.
+        if held <= floor >> 1:
+            self._grant(stream_id, recv, min(floor - held, recv.unacked))
+        if stream_id not in self._withheld and recv.unacked >= recv.size >> 1:
+            self._withheld[stream_id] = rec
+        self._release_withheld()
+
+    def _grant(self, stream_id: int, recv: ReceiveWindow, delta: int) -> None:
+        recv.unacked -= delta
+        recv.available += delta
+        self._committed += delta
+        self._queue(_WINDOW_UPDATE, 0, stream_id, delta)
+
+    def _release_withheld(self) -> None:
+        """Hand room under the budget to streams with withheld re-grants, round robin.
+
+        Each turn offers a stream an equal share of the room (at least _RELEASE_QUANTUM); one that still wants
+        more goes to the back. Grants smaller than the floor are not worth a frame: they wait for more room.
+        """
+        queue = self._withheld
+        budget = self.config.max_session_buffer
+        floor = self.config.min_stream_window
+        while queue:
+            room = budget - self._committed
+            if room < floor:
+                return
+            stream_id = next(iter(queue))
+            rec = queue.pop(stream_id)
+            recv = rec.recv
+            if recv.unacked < recv.size >> 1:
+                continue  # floor grants made it no longer due; its next read queues it again if need be
+            share = max(_RELEASE_QUANTUM, room // (len(queue) + 1))
+            self._grant(stream_id, recv, min(recv.unacked, share, room))
+            if recv.unacked >= recv.size >> 1:
+                queue[stream_id] = rec
 
     def mark_accepted(self, stream_id: int) -> None:
         """The application accepted a stream the peer opened: it no longer counts against the backlog."""
@@ -274,8 +377,24 @@ class Connection:
 
     def _forget(self, stream_id: int, rec: _StreamRecord) -> None:
         del self._streams[stream_id]
-        self._committed -= rec.recv.size
+        self._committed -= rec.recv.committed
         self._unaccepted.discard(stream_id)
+        if not rec.acked:
+            self._opening -= 1
+        if self._withheld:
+            self._withheld.pop(stream_id, None)
+            self._release_withheld()
+
+    def _peer_finished(self, stream_id: int, rec: _StreamRecord) -> None:
+        """The peer sent FIN: it may send nothing more, so its remaining credit and our withheld grant are no
+        longer at risk. The window keeps only the unread bytes."""
+        recv = rec.recv
+        self._committed -= recv.available - recv.initial
+        recv.size = recv.buffered
+        recv.available = recv.initial = recv.unacked = 0
+        if self._withheld:
+            self._withheld.pop(stream_id, None)
+            self._release_withheld()
 
     # ---------------------------------------------------------------- input
 
@@ -383,16 +502,19 @@ class Connection:
             self._step(stream_id, rec, StreamInput.RECV_ACK)
             if not rec.acked:
                 rec.acked = True
+                self._opening -= 1
                 events.append(StreamAcknowledged(stream_id))
         if length:
             if frame_type == _DATA:
                 # Fast path for the common case; it is the table's (ESTABLISHED, RECV_DATA) entry.
                 if rec.state is not _ESTABLISHED:
                     self._step(stream_id, rec, StreamInput.RECV_DATA)
-                if not rec.recv.receive(length):
-                    raise self._fail(
-                        f"stream {stream_id}: {length} bytes exceed the receive window ({rec.recv.available})"
-                    )
+                recv = rec.recv
+                initial = recv.initial
+                if not recv.receive(length):
+                    raise self._fail(f"stream {stream_id}: {length} bytes exceed the receive window ({recv.available})")
+                # Bytes that came out of the initial credit are now held: from here on they count.
+                self._committed += initial - recv.initial
                 self.bytes_received += length
                 events.append(DataReceived(stream_id, payload))
             else:
@@ -413,18 +535,20 @@ class Connection:
             events.append(StreamEnded(stream_id))
             if rec.state is StreamState.CLOSED and rec.recv.buffered == 0:
                 self._forget(stream_id, rec)
+            else:
+                self._peer_finished(stream_id, rec)
 
     def _admit(self, stream_id: int, events: list[Event]) -> _StreamRecord | None:
         if (
             self.local_goaway
             or len(self._unaccepted) >= self.config.accept_backlog
-            or self._committed + INITIAL_STREAM_WINDOW > self.config.max_session_buffer
+            or len(self._streams) >= self.config.max_streams
         ):
             self._queue_control(_WINDOW_UPDATE, _RST, stream_id, 0)
             return None
+        # Its initial credit is charged to the budget only as the peer uses it (see ReceiveWindow.initial).
         rec = _StreamRecord(StreamState.SYN_RECEIVED, INITIAL_STREAM_WINDOW)
         self._streams[stream_id] = rec
-        self._committed += INITIAL_STREAM_WINDOW
         self._unaccepted.add(stream_id)
         # ACK at once rather than on accept: hashicorp/yamux tears the whole session down when an opened
         # stream stays unacknowledged for StreamOpenTimeout, and the backlog already bounds what we hold. The

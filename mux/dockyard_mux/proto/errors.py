@@ -32,7 +32,8 @@ class RemoteProtocolError(ProtocolError):
 
 
 class StreamLimitError(MuxError):
-    """No new stream: stream ids are exhausted, or its receive window would break the session buffer cap."""
+    """No new stream: stream ids are exhausted, or max_streams streams exist (the core), or no slot freed within
+    stream_open_timeout (Session.open_stream, which waits for one)."""
 
 
 class SessionClosedError(MuxError):

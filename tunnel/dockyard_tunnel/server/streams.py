@@ -45,9 +45,13 @@ async def dial_tcp(registry: SessionRegistry, *, host: str, ip: str, port: int, 
 
 async def dial_on_session(session: Session, *, ip: str, port: int, timeout: float, what: str = "") -> Stream:
     """dial_tcp on a given session (`what` names its host in errors)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     try:
         target = TcpTarget(ip=ipaddress.ip_address(ip), port=port)
-        stream = await session.open_stream()
+        # The timeout covers the open too: a session at max_streams queues opens until a slot frees.
+        async with asyncio.timeout_at(deadline):
+            stream = await session.open_stream()
         try:
             await stream.write(encode_header(target))
         except BaseException:
@@ -55,8 +59,10 @@ async def dial_on_session(session: Session, *, ip: str, port: int, timeout: floa
             raise
     except (ValueError, MuxError) as e:
         raise DialError(f"{what}: {e}") from e
+    except TimeoutError as e:
+        raise DialError(f"{what}: no stream free on the session in time") from e
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout_at(deadline):
             answer = await stream.read_exactly(1)
     except (MuxError, TimeoutError, asyncio.IncompleteReadError) as e:
         stream.reset()
