@@ -146,7 +146,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--service-address",
         default=_env("service-address", ""),
         help="IP the DockerService data plane listens on and EndpointSlices point at "
-        "(default: $POD_IP, else the address of the default route; never loopback)",
+        "(default: $POD_IP; required outside a cluster for DockerServices; never loopback)",
     )
     op.add_argument("--log-level", choices=LEVEL_NAMES, default=_env("log-level", "info"))
 

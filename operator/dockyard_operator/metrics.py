@@ -4,6 +4,7 @@ so dashboards built for Go operators work unchanged; Dockyard-specific series ar
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -76,7 +77,7 @@ class Metrics:
         self.service_dial = Histogram(
             "dockyard_service_dial_seconds",
             "From picking a backend to its agent saying it is connected.",
-            ["service", "backend"],
+            ["service"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
             registry=r,
         )
@@ -108,8 +109,26 @@ class Metrics:
         self.service_bytes.labels(service, backend, "to_backend").inc(to_backend)
         self.service_bytes.labels(service, backend, "to_client").inc(to_client)
 
-    def observe_service_dial(self, service: str, backend: str, seconds: float) -> None:
-        self.service_dial.labels(service, backend).observe(seconds)
+    def observe_service_dial(self, service: str, seconds: float) -> None:
+        self.service_dial.labels(service).observe(seconds)
+
+    def forget_service_backend(self, service: str, backend: str) -> None:
+        """Drop a backend's series when it leaves its service: replicas come and go with every rollout."""
+        for metric, rest in (
+            (self.service_connections, (("opened",), ("failed",))),
+            (self.service_bytes, (("to_backend",), ("to_client",))),
+        ):
+            for extra in rest:
+                with contextlib.suppress(KeyError):
+                    metric.remove(service, backend, *extra)
+        # The gauge only once its connections are gone: removed earlier, their ends would bring it back at -1.
+        with contextlib.suppress(KeyError):
+            if self.service_active.labels(service, backend)._value.get() <= 0:
+                self.service_active.remove(service, backend)
+
+    def forget_service(self, service: str) -> None:
+        with contextlib.suppress(KeyError):
+            self.service_dial.remove(service)
 
     def queue_observer(self, name: str) -> QueueMetrics:
         return QueueMetrics(self, name)

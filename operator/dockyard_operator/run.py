@@ -169,6 +169,7 @@ class Operator:
         containers.add_index(indexing.BY_SECRET, indexing.secrets_of)
         containers.add_index(indexing.BY_CONFIG_MAP, indexing.config_maps_of)
         containers.add_index(indexing.BY_NAMESPACE, indexing.namespace_of)
+        containers.add_index(imports.BY_IMPORTED_NAMESPACE, imports.imported_namespaces)
         self._containers = containers.store
         deployments = informers.source(DOCKERDEPLOYMENTS)
         deployments.add_index(indexing.BY_NAMESPACE, indexing.namespace_of)
@@ -229,6 +230,14 @@ class Operator:
                         namespaces,
                         lambda _e, obj, _o: indexing.keys(
                             containers.store.by_index(indexing.BY_NAMESPACE, obj["metadata"]["name"])
+                        ),
+                        _labels_changed,
+                    ),
+                    # A namespace granting or revoking imports: the containers (elsewhere) that import from it.
+                    Watch(
+                        namespaces,
+                        lambda _e, obj, _o: indexing.keys(
+                            containers.store.by_index(imports.BY_IMPORTED_NAMESPACE, obj["metadata"]["name"])
                         ),
                         _labels_changed,
                     ),
@@ -387,7 +396,17 @@ class Operator:
                 for_=docker_services,
                 reconcile=self._reconcile_service,
                 owns=[Owns(kube_services), Owns(slices)],
-                watches=[Watch(containers, selecting)],
+                watches=[
+                    Watch(containers, selecting),
+                    # Its namespace changing operator class: served (or not) from now on.
+                    Watch(
+                        namespaces,
+                        lambda _e, obj, _o: indexing.keys(
+                            docker_services.store.by_index(indexing.BY_NAMESPACE, obj["metadata"]["name"])
+                        ),
+                        _labels_changed,
+                    ),
+                ],
                 workers=2,
                 metrics=self.metrics,
                 tracker=tracker,

@@ -105,8 +105,8 @@ class TunnelSettings:
 class ServiceSettings:
     address: str = ""
     """The IP the data plane listens on and the EndpointSlices of DockerServices point at. Empty: $POD_IP (the
-    Pod's IP, from the downward API) when set, else the address of this machine's default route. Never a loopback
-    address: the API server refuses those in an EndpointSlice."""
+    Pod's IP, from the downward API); without either, DockerServices report NoDataPlaneAddress and nothing
+    listens. Never a loopback address: the API server refuses those in an EndpointSlice."""
 
     dial_timeout: float = 5.0
     """Seconds for a host's agent to connect to a container before the connection tries another backend."""

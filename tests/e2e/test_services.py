@@ -451,6 +451,13 @@ async def test_containers_reach_services_by_alias_through_the_tunnel(
             obj = await kube.get(DOCKERCONTAINERS, f"refused-{tag}", namespace=namespace)
             return obj if condition(obj, "ServiceImports").get("reason") == "NotAllowed" else None
 
+        # The listener is on the gateway, reachable from every container there; only importers get through.
+        other = await docker.containers.get(await _container_id(kube, namespace, f"refused-{tag}"))
+        gateway = hosts_file.split(f"{far_app}.{namespace}")[0].split()[-1]
+        stolen = await run_in(other, ["timeout", "5", "wget", "-q", "-O-", f"http://{gateway}:{port}/index.html"])
+        assert f"{far_app}-web" not in stolen, "a container that does not import the Service is refused"
+        assert "reset by peer" in stolen or not stolen.strip(), stolen
+
         obj = await eventually(not_allowed, timeout=60, what="ServiceImports=False NotAllowed")
         assert "dockyard.dev/allow-imports-from" in condition(obj, "ServiceImports")["message"]
     finally:

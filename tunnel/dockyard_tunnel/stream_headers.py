@@ -8,8 +8,9 @@ Wire format: one length byte N (1..255), then N bytes of ASCII text, one of
                           touched, and another may be tried) before it sends a byte of its own.
     `imports`             (server to agent) a JSON document follows, up to the server's FIN: the Service imports
                           the agent serves (ImportListeners); the agent answers one JSON document and closes
-    `import NS/NAME:PORT` (agent to server) a container connected to an import's listener: the server connects
-                          to port PORT of the Service NAME in namespace NS, answers TCP_CONNECTED, then relays
+    `import NS/NAME:PORT from ID` (agent to server) the container ID connected to an import's listener: the
+                          server connects to port PORT of the Service NAME in namespace NS, answers
+                          TCP_CONNECTED, then relays
 The length prefix lets the agent read exactly the header and hand the rest of the stream, untouched, to the
 target. Host names are not accepted: the agent only dials container IP addresses it has checked.
 """
@@ -68,6 +69,8 @@ class ImportTarget:
     namespace: str
     service: str
     port: int
+    client: str | None = None
+    """The Docker id of the container that connected (the agent checked it declares this import)."""
 
     def __post_init__(self) -> None:
         for what, value in (("namespace", self.namespace), ("service", self.service)):
@@ -75,14 +78,22 @@ class ImportTarget:
                 raise StreamHeaderError(f"import {what} must be a DNS label, got {value!r}")
         if not 1 <= self.port <= 65535:
             raise StreamHeaderError(f"import port must be in 1..65535, got {self.port}")
+        if self.client is not None and not _CONTAINER_ID.fullmatch(self.client):
+            raise StreamHeaderError(f"import client must be a Docker container id, got {self.client!r}")
+
+    @property
+    def key(self) -> str:
+        """NS/NAME:PORT, as listed in the container label and the agent's listener document."""
+        return f"{self.namespace}/{self.service}:{self.port}"
 
     def text(self) -> str:
-        return f"import {self.namespace}/{self.service}:{self.port}"
+        return f"import {self.key}" + (f" from {self.client}" if self.client else "")
 
 
 StreamTarget = DockerTarget | TcpTarget | ImportsTarget | ImportTarget
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_CONTAINER_ID = re.compile(r"[0-9a-f]{12,64}")
 
 
 def encode_header(target: StreamTarget) -> bytes:
@@ -139,11 +150,12 @@ def parse_import(text: str) -> ImportTarget:
 
 
 def _parse_import(rest: str) -> ImportTarget:
+    rest, _, client = rest.partition(" from ")
     where, sep, port_text = rest.rpartition(":")
     namespace, slash, service = where.partition("/")
     if not sep or not slash or not port_text.isdigit() or len(port_text) > 5:
         raise StreamHeaderError(f"import target must be NAMESPACE/SERVICE:PORT, got {rest!r}")
-    return ImportTarget(namespace=namespace, service=service, port=int(port_text))
+    return ImportTarget(namespace=namespace, service=service, port=int(port_text), client=client or None)
 
 
 class ExactReader(Protocol):

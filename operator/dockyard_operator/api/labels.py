@@ -15,6 +15,9 @@ UID: Final = PREFIX + "uid"
 NAMESPACE: Final = PREFIX + "namespace"
 NAME: Final = PREFIX + "name"
 SPEC_HASH: Final = PREFIX + "spec-hash"
+IMPORTS: Final = PREFIX + "imports"
+"""On a container with serviceImports: its targets (NS/NAME:PORT, comma-separated). The agent lets a connection
+to an import listener through only from a container whose label lists that listener's target."""
 #: The DockerHost a container was created for. Two DockerHosts may reach the same daemon (two agents on one
 #: machine, a host registered twice): each one only ever sees its own containers. Set at create time and kept out
 #: of the spec hash, so containers from before it existed (without it) are neither recreated nor missed.

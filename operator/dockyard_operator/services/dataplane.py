@@ -16,7 +16,7 @@ import contextlib
 import functools
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -38,6 +38,13 @@ Dial = Callable[[str, str, int], Awaitable[Stream]]
 SOCKET_BUFFER = 256 * 1024
 #: Backends tried per connection: the first pick and, if its dial fails, one other.
 DIAL_ATTEMPTS = 2
+#: A backend whose dial failed takes no new connections for this long (passive ejection, as Envoy's outlier
+#: detection does): a Ready container that is not listening yet would otherwise win every least-loaded pick, having
+#: no open connections, and fail them all.
+EJECTION_SECONDS = 5.0
+#: Open connections per DockerService at most; more are closed at once. Each holds two sockets, a task and up to
+#: about 0.5 MiB of buffers when its client reads slowly, so the operator's memory stays bounded.
+MAX_CONNECTIONS = 8192
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class _Service:
     balancer: Balancer = field(default_factory=Balancer)
     listeners: dict[str, asyncio.Server] = field(default_factory=dict)
     connections: set[asyncio.Task[None]] = field(default_factory=set)
+    ejected: dict[str, float] = field(default_factory=dict)  # backend key -> monotonic time it may be picked again
 
 
 class DataPlane:
@@ -77,33 +85,60 @@ class DataPlane:
         return {} if service is None else {k: _bound_port(s) for k, s in service.listeners.items()}
 
     async def update(
-        self, key: str, *, ports: Sequence[str], backends: Sequence[Backend], affinity_timeout: float | None
+        self,
+        key: str,
+        *,
+        ports: Sequence[str],
+        backends: Sequence[Backend],
+        affinity_timeout: float | None,
+        preferred: Mapping[str, int] | None = None,
     ) -> dict[str, int]:
-        """Serve `key` on these port keys with these backends; returns the bound port of each port key."""
+        """Serve `key` on these port keys with these backends; returns the bound port of each port key.
+
+        A new listener binds `preferred[port]` when given and free (the port the EndpointSlice already names),
+        else a port the kernel picks."""
         service = self._services.get(key)
         if service is None:
             service = self._services[key] = _Service(key=key)
+        gone = {b.key for b in service.backends} - {b.key for b in backends}
         service.backends = list(backends)
+        for backend in gone:
+            service.ejected.pop(backend, None)
+            if self._metrics is not None:
+                self._metrics.forget_service_backend(key, backend)
         service.affinity_timeout = affinity_timeout
         for port in [p for p in service.listeners if p not in ports]:
             server = service.listeners.pop(port)
             server.close()
         for port in ports:
             if port not in service.listeners:
-                service.listeners[port] = await asyncio.start_server(
+                service.listeners[port] = await self._listen(service, port, (preferred or {}).get(port, 0))
+        return self.ports(key)
+
+    async def _listen(self, service: _Service, port: str, number: int) -> asyncio.Server:
+        for candidate in (number, 0) if number else (0,):
+            try:
+                return await asyncio.start_server(
                     functools.partial(self._accept, service, port),
                     host=self._config.listen_host,
-                    port=0,
+                    port=candidate,
                     reuse_address=True,
                     limit=SOCKET_BUFFER,
                 )
-        return self.ports(key)
+            except OSError:
+                if candidate == 0:
+                    raise
+        raise AssertionError("unreachable")
 
     async def remove(self, key: str) -> None:
         """Stop serving `key`: its listeners close and its open connections are ended."""
         service = self._services.pop(key, None)
         if service is None:
             return
+        if self._metrics is not None:
+            for backend in service.backends:
+                self._metrics.forget_service_backend(key, backend.key)
+            self._metrics.forget_service(key)
         for server in service.listeners.values():
             server.close()
         for task in list(service.connections):
@@ -122,6 +157,10 @@ class DataPlane:
     async def _accept(
         self, service: _Service, port: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if len(service.connections) >= MAX_CONNECTIONS:
+            log.warning("too many connections; refusing", service=service.key, limit=MAX_CONNECTIONS)
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         if task is not None:  # so remove() can end it
             service.connections.add(task)
@@ -155,8 +194,10 @@ class DataPlane:
                 except DialError as exc:
                     log.info("dial failed", service=service.key, backend=backend.key, error=str(exc))
                     self._count(service.key, backend.key, "failed")
+                    service.ejected[backend.key] = time.monotonic() + EJECTION_SECONDS
                     continue
-                self._observe_dial(service.key, backend.key, time.monotonic() - started)
+                service.ejected.pop(backend.key, None)
+                self._observe_dial(service.key, time.monotonic() - started)
                 await self._relay(service, backend, stream, reader, writer)
                 return
             finally:
@@ -167,8 +208,11 @@ class DataPlane:
 
     def _pick(self, service: _Service, port: str, client: str | None, tried: set[str]) -> Backend | None:
         ready = {b.key: b for b in service.backends if b.ready and port in b.ports and b.host and b.ip}
+        now = time.monotonic()
+        healthy = [k for k in ready if service.ejected.get(k, 0.0) <= now]
+        # All ejected: try them anyway (one may be back) rather than refuse everything.
         chosen = service.balancer.pick(
-            list(ready), client=client, affinity_timeout=service.affinity_timeout, exclude=tried
+            healthy or list(ready), client=client, affinity_timeout=service.affinity_timeout, exclude=tried
         )
         return None if chosen is None else ready[chosen]
 
@@ -210,9 +254,9 @@ class DataPlane:
         if self._metrics is not None:
             self._metrics.count_service_connection(service, backend, what)
 
-    def _observe_dial(self, service: str, backend: str, seconds: float) -> None:
+    def _observe_dial(self, service: str, seconds: float) -> None:
         if self._metrics is not None:
-            self._metrics.observe_service_dial(service, backend, seconds)
+            self._metrics.observe_service_dial(service, seconds)
 
     def _bytes(self, service: str, backend: str, to_backend: int, to_client: int) -> None:
         if self._metrics is not None:

@@ -4,8 +4,9 @@ Service (services/imports.py decides who may import what).
 - ImportSync (keyed by host): computes the host's listeners from the DockerContainers placed on it and sends the
   whole set to its agent on an `imports` stream when it differs from what that session last got (a new session
   gets it again). The agent answers what listens and what failed.
-- ImportConnector: an agent opened `import NS/NAME:PORT` for a container. Refused unless a container placed on
-  that host declares the import and may use it (never trust the agent's word for what it may reach). Then the
+- ImportConnector: an agent opened `import NS/NAME:PORT from ID` for the container ID. Refused unless that
+  container is placed on that host, declares the import and may use it (never trust the agent's word for what it
+  may reach; the agent checked the connection came from that container). Then the
   Service's address: its ClusterIP when the operator runs in a cluster (kube-proxy balances), else a ready endpoint
   of its EndpointSlices (this machine has no kube-proxy); connect, answer TCP_CONNECTED, relay.
 """
@@ -18,12 +19,13 @@ import json
 import os
 import random
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
-from dockyard_mux import MuxError, Stream
+from dockyard_mux import MuxError, Session, Stream
 from dockyard_operator.containers import indexing
 from dockyard_operator.dockerapi import errors as docker_errors
 from dockyard_operator.dockerapi.client import DockerClient
@@ -47,7 +49,11 @@ GATEWAY_TTL = 600.0
 #: How long a Service's resolved address is reused (a burst of connections costs one lookup).
 ADDRESS_TTL = 2.0
 ANSWER_TIMEOUT = 10.0
+ANSWER_LIMIT = 256 * 1024
+#: Listeners per host at most (the agent refuses a larger document).
+MAX_LISTENERS = 256
 CONNECT_TIMEOUT = 5.0
+ADDRESS_CACHE_LIMIT = 4096
 
 
 class Gateways:
@@ -80,7 +86,7 @@ class ImportSync:
         self._registry = registry
         self._docker_for = docker_for
         self._gateways = gateways
-        self._pushed: dict[str, tuple[int, list[JSON]]] = {}
+        self._pushed: dict[str, tuple[weakref.ref[Session], list[JSON]]] = {}
 
     def wanted(self, host: str, gateway: str) -> list[JSON]:
         placed = indexing.placed_on(self._containers, host)
@@ -94,32 +100,43 @@ class ImportSync:
         if registry is None or session is None or docker is None:
             self._pushed.pop(host, None)
             return None  # connecting again wakes us
-        placed = indexing.placed_on(self._containers, host)
-        if host not in self._pushed and not any(imports.declared(o) for o in placed):
-            return None  # nothing to serve, and nothing served before
         try:
             gateway = await self._gateways.get(host, docker)
         except docker_errors.DockerError as exc:
             log.warning("cannot read the container network's gateway", host=host, error=str(exc))
             return 10.0
         wanted = self.wanted(host, gateway)
-        if self._pushed.get(host) == (id(session), wanted):
+        if len(wanted) > MAX_LISTENERS:
+            log.warning("too many import listeners for one host; serving the first", host=host, wanted=len(wanted))
+            wanted = wanted[:MAX_LISTENERS]
+        pushed = self._pushed.get(host)
+        if pushed is not None and pushed[0]() is session and pushed[1] == wanted:
             return None
+        # Every new session gets the set once, also an empty one: an agent may hold listeners from before an
+        # operator restart that nothing declares any more.
         try:
             stream = await open_target_stream(registry, host=host, target=ImportsTarget())
             await stream.write(json.dumps({"listeners": wanted}).encode())
             await stream.send_eof()
             async with asyncio.timeout(ANSWER_TIMEOUT):
-                answer = json.loads(await stream.read(256 * 1024) or b"{}")
+                body = b""
+                while chunk := await stream.read(65536):
+                    body += chunk
+                    if len(body) > ANSWER_LIMIT:
+                        raise ValueError("the agent's answer is too long")
             with contextlib.suppress(MuxError):
                 await stream.aclose()
+            answer = json.loads(body or b"{}")
+            if not isinstance(answer, dict):
+                raise ValueError("the agent's answer is not a JSON object")
         except (HostNotConnectedError, MuxError, TimeoutError, ValueError) as exc:
             log.warning("could not send the import listeners", host=host, error=str(exc))
-            return 5.0
+            return 30.0
+        log.info("import listeners sent", host=host, listening=answer.get("listening"))
         if answer.get("errors"):
             log.warning("the agent could not serve some imports", host=host, errors=answer["errors"])
-        log.info("import listeners sent", host=host, listening=answer.get("listening"))
-        self._pushed[host] = (id(session), wanted)
+            return 30.0  # a port in use may free up; try again (what did bind stays)
+        self._pushed[host] = (weakref.ref(session), wanted)
         return None
 
 
@@ -168,10 +185,13 @@ class ImportConnector:
             await stream.aclose()
 
     def _declared(self, host: str, target: ImportTarget) -> bool:
-        text = target.text().removeprefix("import ")
+        """The container the agent names runs on that host, declares this import, and may use it."""
+        if target.client is None:
+            return False
         for obj in indexing.placed_on(self._containers, host):
-            if any(v.target == text and v.allowed for v in imports.judged(obj, self._namespaces.get)):
-                return True
+            if (obj.get("status") or {}).get("containerID") != target.client:
+                continue
+            return any(v.target == target.key and v.allowed for v in imports.judged(obj, self._namespaces.get))
         return False
 
     async def _connect(self, target: ImportTarget) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
@@ -196,6 +216,8 @@ class ImportConnector:
         except kube_errors.KubeError as exc:
             log.info("cannot resolve an import", target=target.text(), error=str(exc))
             found = []
+        if len(self._addresses) > ADDRESS_CACHE_LIMIT:
+            self._addresses.clear()  # keys come from containers' specs: keep the cache bounded
         self._addresses[target] = (time.monotonic(), found)
         return list(found)
 
@@ -215,6 +237,8 @@ class ImportConnector:
         name = port.get("name") or ""
         out: list[tuple[str, int]] = []
         for es in slices.get("items") or []:
+            if es.get("addressType") not in ("IPv4", "IPv6"):
+                continue  # never resolve names from a slice: an FQDN could point anywhere the operator can reach
             numbers = [p.get("port") for p in es.get("ports") or [] if (p.get("name") or "") == name]
             if not numbers or numbers[0] is None:
                 continue

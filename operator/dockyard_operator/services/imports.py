@@ -7,7 +7,8 @@ Pure: DockerContainer and Namespace objects (as the informers hold them) in; ans
   namespace that owns the Service decides who may reach it, as a ReferenceGrant does in Gateway API.
 - Each allowed import is a listener on the host: the gateway address of the container network, the import's
   port, and the target `NS/NAME:PORT`. Two imports on one host that want the same port for different targets
-  cannot both listen: the container whose name sorts first keeps it; the other is told in its condition.
+  cannot both listen: the container created first keeps it (a newcomer never takes a port over from a running
+  importer); the other is told in its condition.
 """
 
 from __future__ import annotations
@@ -72,6 +73,14 @@ def declared(obj: JSON) -> list[ImportView]:
     return out
 
 
+BY_IMPORTED_NAMESPACE: Final = "imported-namespace"
+
+
+def imported_namespaces(obj: JSON) -> list[str]:
+    """Index of DockerContainers: the namespaces of the Services they import (a grant there re-judges them)."""
+    return sorted({view.target.split("/", 1)[0] for view in declared(obj)})
+
+
 def judged(obj: JSON, namespace_of: Callable[[str], JSON | None]) -> list[ImportView]:
     """declared(), with `allowed` set from the target namespaces' annotations."""
     namespace = str((obj.get("metadata") or {}).get("namespace"))
@@ -90,7 +99,14 @@ def listeners(
     port conflict (container key -> messages)."""
     taken: dict[int, Listener] = {}
     conflicts: dict[str, list[str]] = {}
-    ordered = sorted(containers, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"]))
+    ordered = sorted(
+        containers,
+        key=lambda o: (
+            o["metadata"].get("creationTimestamp") or "",  # RFC 3339 in UTC: sorts as text
+            o["metadata"]["namespace"],
+            o["metadata"]["name"],
+        ),
+    )
     for obj in ordered:
         if (obj.get("metadata") or {}).get("deletionTimestamp"):
             continue

@@ -115,12 +115,15 @@ class ServiceReconciler:
             return None
         spec = service.spec
         selected = backends(spec, self._containers.by_index(indexing.BY_NAMESPACE, meta["namespace"]))
-        listening = await self._dataplane.update(
-            key,
-            ports=[port_key(p) for p in spec.ports],
-            backends=selected,
-            affinity_timeout=spec.affinity_timeout(),
-        )
+        listening: dict[str, int] = {}
+        if self._address is not None:  # without an address nothing listens (the condition says why)
+            listening = await self._dataplane.update(
+                key,
+                ports=[port_key(p) for p in spec.ports],
+                backends=selected,
+                affinity_timeout=spec.affinity_timeout(),
+                preferred=_slice_ports(self._slices.get(f"{meta['namespace']}/{slice_name(meta['name'])}")),
+            )
         ready = sum(1 for b in selected if b.ready)
         c = Conditions(service.status.conditions, generation=meta.get("generation"), now=self._clock())
         cluster_ip = await self._ensure_service(obj, service, c)
@@ -128,8 +131,15 @@ class ServiceReconciler:
             c.set(
                 ServiceConditionType.SERVICE_CREATED, ConditionStatus.FALSE, "NoDataPlaneAddress", self._address_error
             )
-        elif c.status(ServiceConditionType.SERVICE_CREATED) is ConditionStatus.TRUE:
-            await self._ensure_slice(obj, service, self._address, listening, ready > 0)
+        elif c.status(ServiceConditionType.SERVICE_CREATED) is ConditionStatus.TRUE and not await self._ensure_slice(
+            obj, service, self._address, listening, ready > 0
+        ):
+            c.set(
+                ServiceConditionType.SERVICE_CREATED,
+                ConditionStatus.FALSE,
+                "NameConflict",
+                f"an EndpointSlice named {slice_name(meta['name'])} exists and is not Dockyard's; it is left alone",
+            )
         if ready:
             c.set(
                 ServiceConditionType.READY, ConditionStatus.TRUE, "EndpointsReady", f"{ready} of {len(selected)} ready"
@@ -212,7 +222,8 @@ class ServiceReconciler:
 
     async def _ensure_slice(
         self, obj: JSON, service: DockerService, address: str, listening: dict[str, int], ready: bool
-    ) -> None:
+    ) -> bool:
+        """Make our EndpointSlice as desired; False when a slice of that name is not Dockyard's (left alone)."""
         meta = obj["metadata"]
         name = slice_name(meta["name"])
         address_type = "IPv6" if ipaddress.ip_address(address).version == 6 else "IPv4"
@@ -245,25 +256,29 @@ class ServiceReconciler:
         if current is None:
             try:
                 await self._kube.create(ENDPOINTSLICES, desired, namespace=meta["namespace"])
-                return
+                return True
             except kube_errors.ConflictError:
                 current = await self._kube.get(ENDPOINTSLICES, name, namespace=meta["namespace"])
-        if not _is_ours(current, meta["uid"]):
-            # A slice of our name from an earlier DockerService of the same name (its UID differs): the garbage
-            # collector removes it; until then it is replaced, since it serves nothing of anyone else.
-            await self._kube.replace(
-                ENDPOINTSLICES,
-                name,
-                {
-                    **desired,
-                    "metadata": {**desired["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]},
-                },
-                namespace=meta["namespace"],
-            )
-            return
-        if any(current.get(f) != desired[f] for f in ("addressType", "endpoints", "ports")):
-            patch = {"endpoints": desired["endpoints"], "ports": desired["ports"]}
+        current_meta = current.get("metadata") or {}
+        if (current_meta.get("labels") or {}).get(MANAGED_BY_LABEL) != ENDPOINTSLICE_MANAGER:
+            return False  # someone else's slice of that name: never overwritten (the condition says so)
+        if not _is_ours(current, meta["uid"]) or current.get("addressType") != desired["addressType"]:
+            # Ours, from an earlier DockerService of the same name (the garbage collector removes it) or of another
+            # address family (immutable): replaced.
+            await self._kube.delete(ENDPOINTSLICES, name, namespace=meta["namespace"])
+            await self._kube.create(ENDPOINTSLICES, desired, namespace=meta["namespace"])
+            return True
+        labels_differ = any(
+            (current_meta.get("labels") or {}).get(k) != v for k, v in desired["metadata"]["labels"].items()
+        )
+        if labels_differ or any(current.get(f) != desired[f] for f in ("endpoints", "ports")):
+            patch = {
+                "metadata": {"labels": desired["metadata"]["labels"]},
+                "endpoints": desired["endpoints"],
+                "ports": desired["ports"],
+            }
             await self._kube.merge_patch(ENDPOINTSLICES, name, patch, namespace=meta["namespace"])
+        return True
 
 
 def _service_patch(current: JSON, desired: JSON) -> JSON:
@@ -275,6 +290,9 @@ def _service_patch(current: JSON, desired: JSON) -> JSON:
         if any(have.get(k) != v for k, v in want_meta[field].items()):
             patch.setdefault("metadata", {})[field] = want_meta[field]
     cur_spec, want_spec = current.get("spec") or {}, desired["spec"]
+    if cur_spec.get("selector"):
+        # A selector added by hand would make the endpointslice controller add Pods beside our data plane.
+        patch.setdefault("spec", {})["selector"] = None
     if cur_spec.get("type") != want_spec["type"]:
         patch.setdefault("spec", {})["type"] = want_spec["type"]
     have_ports = [(p.get("name"), p.get("port"), p.get("protocol")) for p in cur_spec.get("ports") or []]
@@ -282,6 +300,12 @@ def _service_patch(current: JSON, desired: JSON) -> JSON:
     if have_ports != want_ports or "type" in patch.get("spec", {}):
         patch.setdefault("spec", {})["ports"] = want_spec["ports"]
     return patch
+
+
+def _slice_ports(current: JSON | None) -> dict[str, int]:
+    """The listener ports our EndpointSlice names now: bound again after a restart when free, so kube-proxy's
+    rules stay right and a stale port never leads to another service's listener."""
+    return {str(p.get("name") or ""): int(p["port"]) for p in (current or {}).get("ports") or [] if p.get("port")}
 
 
 def _listed(backend: Backend) -> ServiceEndpoint:

@@ -168,3 +168,14 @@ async def test_removing_a_service_closes_its_listener_and_its_connections(rig: R
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", ports["web"])
     assert rig.plane.keys() == []
+
+
+async def test_a_backend_that_refuses_is_ejected_so_new_connections_go_elsewhere(rig: Rig) -> None:
+    rig.refused.add(rig.servers["a"])
+    ports = await rig.plane.update(
+        "ns/web", ports=["web"], backends=[backend(rig, "a"), backend(rig, "b")], affinity_timeout=None
+    )
+    answers = [await ask(ports["web"]) for _ in range(20)]
+    assert set(answers) == {b"b:hello"}
+    failed = rig.metrics.service_connections.labels("ns/web", "a", "failed")._value.get()
+    assert failed == 1, "after its first refusal, a is not tried again while ejected"

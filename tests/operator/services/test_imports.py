@@ -14,8 +14,10 @@ def ns(name: str, allow: str | None = None) -> dict[str, Any]:
 NAMESPACES = {"shop": ns("shop"), "db": ns("db", "shop, billing"), "open": ns("open", "*"), "closed": ns("closed")}
 
 
-def dc(name: str, *imports: dict[str, Any], namespace: str = "shop", deleting: bool = False) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+def dc(
+    name: str, *imports: dict[str, Any], namespace: str = "shop", deleting: bool = False, created: str = ""
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "creationTimestamp": created or None}
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     return {"metadata": meta, "spec": {"serviceImports": list(imports)}, "status": {"host": "edge"}}
@@ -47,20 +49,20 @@ def test_allowed_imports_become_listeners_on_the_gateway_and_refused_ones_do_not
     assert conflicts == {}
 
 
-def test_one_port_one_target_per_host_the_first_container_by_name_keeps_it() -> None:
+def test_one_port_one_target_per_host_the_container_created_first_keeps_it() -> None:
     found, conflicts = listeners(
         [
-            dc("z", {"service": "other", "port": 8080}),
-            dc("a", {"service": "api", "port": 8080}),
-            dc("m", {"service": "api", "port": 8080}),  # the same target shares the listener
+            dc("a", {"service": "other", "port": 8080}, namespace="aaa", created="2026-01-02T00:00:00Z"),
+            dc("z", {"service": "api", "port": 8080}, created="2026-01-01T00:00:00Z"),
+            dc("m", {"service": "api", "port": 8080}, created="2026-01-03T00:00:00Z"),  # same target: shared
             dc("gone", {"service": "x", "port": 7000}, deleting=True),
         ],
         "10.0.0.1",
         NAMESPACES.get,
     )
-    assert [x.target for x in found] == ["shop/api:8080"]
-    assert list(conflicts) == ["shop/z"]
-    assert "already leads to shop/api:8080" in conflicts["shop/z"][0]
+    assert [x.target for x in found] == ["shop/api:8080"], "a newcomer never takes a port over (aaa sorts first)"
+    assert list(conflicts) == ["aaa/a"]
+    assert "already leads to shop/api:8080" in conflicts["aaa/a"][0]
 
 
 def test_the_condition_says_what_is_refused_and_why() -> None:

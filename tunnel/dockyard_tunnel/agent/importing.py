@@ -6,16 +6,22 @@ maps to its network's gateway; the listener there opens an `import NS/NAME:PORT`
 it to say it connected to the Service, and relays both ways.
 
 Listeners bind only addresses that are gateways of this daemon's networks: never 0.0.0.0, never the host's other
-interfaces, whatever the server asks. They survive reconnections (the operator sends the set again on connect);
-a connection while no session is up is closed at once.
+interfaces, whatever the server asks. A gateway address is still reachable from every container on that network
+(and from the host), so each connection is checked: its peer must be a running container labelled
+dockyard.dev/managed=true whose dockyard.dev/imports label lists this listener's target (the operator sets that
+label from the container's spec); the stream to the operator names that container, and the operator checks it may
+use the import. Anything else is closed. Listeners survive reconnections (the operator sends the set again on
+connect); a connection while no session is up is closed at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import ipaddress
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +29,7 @@ from typing import Any
 import structlog
 
 from dockyard_mux import MuxError, Session
-from dockyard_tunnel.dockerapi.local import LocalDocker
+from dockyard_tunnel.dockerapi.local import IPAddress, LocalDocker
 from dockyard_tunnel.errors import LocalDockerError, StreamHeaderError
 from dockyard_tunnel.piping import SpliceFailedError, splice
 from dockyard_tunnel.stream_headers import TCP_CONNECTED, ImportTarget, encode_header, parse_import
@@ -32,6 +38,8 @@ log = structlog.get_logger("dockyard_tunnel.agent")
 
 #: The operator connects to the Service within this time or the container's connection is closed.
 CONNECT_TIMEOUT = 15.0
+#: How long the list of managed containers by IP answers for (an unknown address is looked up again at once).
+PEERS_TTL = 1.0
 #: Listeners at most (16 imports per container; a host with many importing containers shares them per port).
 MAX_LISTENERS = 256
 
@@ -67,6 +75,7 @@ class ImportListeners:
     def __init__(self, *, session: Callable[[], Session | None], local_docker: LocalDocker) -> None:
         self._session = session
         self._docker = local_docker
+        self._peers: tuple[float, dict[IPAddress, tuple[str, frozenset[str]]]] | None = None
         self._servers: dict[tuple[str, int], tuple[ImportTarget, asyncio.Server]] = {}
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -118,7 +127,33 @@ class ImportListeners:
         self._connections.add(task)
         task.add_done_callback(self._connections.discard)
 
+    async def _peer(self, address: IPAddress) -> tuple[str, frozenset[str]] | None:
+        """The managed container at `address` (its id and import targets), from a list kept for PEERS_TTL."""
+        now = time.monotonic()
+        if self._peers is not None and now - self._peers[0] < PEERS_TTL and address in self._peers[1]:
+            return self._peers[1][address]
+        try:
+            self._peers = (now, await self._docker.managed_containers_by_ip())
+        except LocalDockerError as e:
+            log.warning("import_refused", reason=str(e))
+            return None
+        return self._peers[1].get(address)
+
     async def _relay(self, target: ImportTarget, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            address = ipaddress.ip_address(peer[0])
+        except (TypeError, IndexError, ValueError):
+            writer.transport.abort()
+            return
+        found = await self._peer(address)
+        if found is None or target.key not in found[1]:
+            log.warning(
+                "import_refused", target=target.key, peer=str(address), reason="not a container that imports it"
+            )
+            writer.transport.abort()
+            return
+        target = dataclasses.replace(target, client=found[0])
         session = self._session()
         if session is None or session.closed:
             writer.transport.abort()

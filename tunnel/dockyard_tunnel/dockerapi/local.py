@@ -15,6 +15,8 @@ from dockyard_tunnel.errors import LocalDockerError
 
 #: Containers with this label set to "true" are Dockyard's; only their IPs may be dialled by `tcp` streams.
 MANAGED_LABEL = "dockyard.dev/managed"
+#: On a container with Service imports: the targets it may reach (NS/NAME:PORT, comma-separated), set by the operator.
+IMPORTS_LABEL = "dockyard.dev/imports"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -44,6 +46,24 @@ class LocalDocker:
         except (aiodocker.DockerError, aiohttp.ClientError, OSError) as e:
             raise LocalDockerError(f"cannot ask the local Docker daemon for its version: {e}") from e
         return str(info.get("Version", "unknown"))
+
+    async def managed_containers_by_ip(self) -> dict[IPAddress, tuple[str, frozenset[str]]]:
+        """Running managed containers by IP address (every network): (container id, its import targets)."""
+        filters = json.dumps({"label": [f"{MANAGED_LABEL}=true"], "status": ["running"]})
+        try:
+            containers = await self._docker.containers.list(filters=filters)
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError) as e:
+            raise LocalDockerError(f"cannot list managed containers: {e}") from e
+        out: dict[IPAddress, tuple[str, frozenset[str]]] = {}
+        for container in containers:
+            raw = container._container
+            imports = frozenset(t for t in str((raw.get("Labels") or {}).get(IMPORTS_LABEL, "")).split(",") if t)
+            networks: dict[str, Any] = (raw.get("NetworkSettings") or {}).get("Networks") or {}
+            for network in networks.values():
+                for key in ("IPAddress", "GlobalIPv6Address"):
+                    if network.get(key):
+                        out[ipaddress.ip_address(network[key])] = (str(raw.get("Id")), imports)
+        return out
 
     async def managed_container_ips(self) -> set[IPAddress]:
         """IP addresses (every network) of running containers labelled dockyard.dev/managed=true."""

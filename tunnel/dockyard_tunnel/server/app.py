@@ -62,6 +62,9 @@ def _unauthorized() -> web.Response:
     return web.Response(status=401, text="unauthorized\n", headers={"WWW-Authenticate": "Bearer"})
 
 
+#: Streams an agent may have open towards the server at once (Service imports); more are reset.
+MAX_AGENT_STREAMS = 1024
+
 StreamHandler = Callable[[str, Stream], Coroutine[Any, Any, None]]
 """(host, stream) for each stream an agent opens (a Service import's connection); it owns the stream."""
 
@@ -219,8 +222,8 @@ class TunnelServer:
                     stream = await session.accept_stream()
                 except SessionClosedError:
                     return
-                if self._on_stream is None:
-                    stream.reset()
+                if self._on_stream is None or len(handlers) >= MAX_AGENT_STREAMS:
+                    stream.reset()  # none wanted, or a misbehaving agent: its host's other traffic goes on
                     continue
                 task = asyncio.create_task(self._on_stream(host, stream))
                 handlers.add(task)

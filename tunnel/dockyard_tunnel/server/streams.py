@@ -68,6 +68,9 @@ async def dial_on_session(session: Session, *, ip: str, port: int, timeout: floa
         stream.reset()
         reason = "no answer in time" if isinstance(e, TimeoutError) else "refused or not listening"
         raise DialError(f"{what}: {ip}:{port}: {reason}") from e
+    except BaseException:  # cancelled while waiting: the agent may have connected; let it let go
+        stream.reset()
+        raise
     if answer != TCP_CONNECTED:
         stream.reset()
         raise DialError(f"{what}: {ip}:{port}: unexpected answer {answer!r} (an agent of another version?)")
