@@ -42,6 +42,9 @@ DIAL_ATTEMPTS = 2
 #: detection does): a Ready container that is not listening yet would otherwise win every least-loaded pick, having
 #: no open connections, and fail them all.
 EJECTION_SECONDS = 5.0
+#: Connections the kernel queues for a listener before accept (asyncio's default is 100: a burst of 1000 new
+#: connections then loses SYNs, and clients wait 1, 3, 7 s for retransmits).
+ACCEPT_BACKLOG = 4096
 #: Open connections per DockerService at most; more are closed at once. Each holds two sockets, a task and up to
 #: about 0.5 MiB of buffers when its client reads slowly, so the operator's memory stays bounded.
 MAX_CONNECTIONS = 8192
@@ -124,6 +127,7 @@ class DataPlane:
                     port=candidate,
                     reuse_address=True,
                     limit=SOCKET_BUFFER,
+                    backlog=ACCEPT_BACKLOG,
                 )
             except OSError:
                 if candidate == 0:

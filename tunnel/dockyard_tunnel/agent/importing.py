@@ -103,7 +103,7 @@ class ImportListeners:
                 continue
             try:
                 server = await asyncio.start_server(
-                    functools.partial(self._accepted, w.target), host=w.address, port=w.port
+                    functools.partial(self._accepted, w.target), host=w.address, port=w.port, backlog=1024
                 )
             except OSError as e:
                 errors[name] = f"cannot listen: {e.strerror or e}"
