@@ -8,6 +8,7 @@ direction keeps flowing until it ends too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -132,4 +133,26 @@ async def splice(
             # raised above is still retrieved, or asyncio reports it as never retrieved.
             if task.done() and not task.cancelled():
                 task.exception()
+    return progress
+
+
+async def relay(stream: Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> SpliceProgress:
+    """splice(), then close both sides: cleanly after both EOFs, or by reset and abort when a side failed (also
+    when cancelled, which then propagates). Returns what moved either way; never raises SpliceFailedError."""
+    progress = SpliceProgress()
+    try:
+        await splice(stream, reader, writer, progress=progress)
+    except SpliceFailedError:
+        stream.reset()
+        writer.transport.abort()
+        return progress
+    except BaseException:
+        stream.reset()
+        writer.transport.abort()
+        raise
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    with contextlib.suppress(MuxError):
+        await stream.aclose()
     return progress

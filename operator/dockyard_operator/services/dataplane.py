@@ -12,7 +12,6 @@ open to a backend that turned unready are left to finish, as kube-proxy leaves e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import socket
 import time
@@ -21,12 +20,12 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from dockyard_mux import MuxError, Stream
+from dockyard_mux import Stream
 from dockyard_operator.metrics import Metrics
 from dockyard_operator.services.backends import Backend
 from dockyard_operator.services.balancing import Balancer
 from dockyard_tunnel.errors import DialError
-from dockyard_tunnel.piping import SpliceFailedError, splice
+from dockyard_tunnel.piping import relay
 
 log = structlog.get_logger("dockyard.dataplane")
 
@@ -232,25 +231,11 @@ class DataPlane:
         if self._metrics is not None:
             self._metrics.service_connection_active(service.key, backend.key, +1)
         try:
-            progress = await splice(stream, reader, writer)
-        except SpliceFailedError as exc:
-            stream.reset()
-            writer.transport.abort()
-            self._bytes(service.key, backend.key, exc.progress.to_stream, exc.progress.to_socket)
-            return
-        except BaseException:
-            stream.reset()
-            writer.transport.abort()
-            raise
+            progress = await relay(stream, reader, writer)
         finally:
             if self._metrics is not None:
                 self._metrics.service_connection_active(service.key, backend.key, -1)
         self._bytes(service.key, backend.key, progress.to_stream, progress.to_socket)
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        with contextlib.suppress(MuxError):
-            await stream.aclose()
 
     # -- metrics ------------------------------------------------------------------------------------------------
 

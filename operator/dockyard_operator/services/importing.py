@@ -35,7 +35,7 @@ from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.resources import ENDPOINTSLICES, SERVICES
 from dockyard_operator.services import imports
 from dockyard_tunnel.errors import HostNotConnectedError, StreamHeaderError
-from dockyard_tunnel.piping import SpliceFailedError, splice
+from dockyard_tunnel.piping import relay
 from dockyard_tunnel.server.registry import SessionRegistry
 from dockyard_tunnel.server.streams import open_target_stream
 from dockyard_tunnel.stream_headers import TCP_CONNECTED, ImportsTarget, ImportTarget, read_header
@@ -171,18 +171,11 @@ class ImportConnector:
         reader, writer = socket
         try:
             await stream.write(TCP_CONNECTED)
-            await splice(stream, reader, writer)
-        except (SpliceFailedError, MuxError):
+        except MuxError:
             stream.reset()
             writer.transport.abort()
             return
-        except BaseException:
-            stream.reset()
-            writer.transport.abort()
-            raise
-        writer.close()
-        with contextlib.suppress(MuxError):
-            await stream.aclose()
+        await relay(stream, reader, writer)
 
     def _declared(self, host: str, target: ImportTarget) -> bool:
         """The container the agent names runs on that host, declares this import, and may use it."""

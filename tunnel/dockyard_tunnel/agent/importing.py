@@ -17,7 +17,6 @@ connect); a connection while no session is up is closed at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import ipaddress
@@ -31,7 +30,7 @@ import structlog
 from dockyard_mux import MuxError, Session
 from dockyard_tunnel.dockerapi.local import IPAddress, LocalDocker
 from dockyard_tunnel.errors import LocalDockerError, StreamHeaderError
-from dockyard_tunnel.piping import SpliceFailedError, splice
+from dockyard_tunnel.piping import relay
 from dockyard_tunnel.stream_headers import TCP_CONNECTED, ImportTarget, encode_header, parse_import
 
 log = structlog.get_logger("dockyard_tunnel.agent")
@@ -174,16 +173,4 @@ class ImportListeners:
             stream.reset()
             writer.transport.abort()
             return
-        try:
-            await splice(stream, reader, writer)
-        except SpliceFailedError:
-            stream.reset()
-            writer.transport.abort()
-            return
-        except BaseException:
-            stream.reset()
-            writer.transport.abort()
-            raise
-        writer.close()
-        with contextlib.suppress(MuxError):
-            await stream.aclose()
+        await relay(stream, reader, writer)

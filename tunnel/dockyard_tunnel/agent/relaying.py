@@ -8,7 +8,6 @@ compromised server cannot use agents to reach arbitrary addresses on their netwo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 
@@ -18,7 +17,7 @@ from dockyard_mux import MuxError, Stream
 from dockyard_tunnel.agent.importing import ImportListeners, parse_document
 from dockyard_tunnel.dockerapi.local import MANAGED_LABEL, IPAddress, LocalDocker
 from dockyard_tunnel.errors import LocalDockerError, StreamHeaderError
-from dockyard_tunnel.piping import SpliceFailedError, bad_gateway_response, splice
+from dockyard_tunnel.piping import bad_gateway_response, relay
 from dockyard_tunnel.stream_headers import TCP_CONNECTED, DockerTarget, ImportsTarget, TcpTarget, read_header
 
 log = structlog.get_logger("dockyard_tunnel.agent")
@@ -145,22 +144,7 @@ class StreamRelay:
         await self._splice(stream, reader, writer)
 
     async def _splice(self, stream: Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await splice(stream, reader, writer)
-        except SpliceFailedError as e:
-            log.debug("stream_aborted", stream_id=stream.stream_id, side=e.side, error=str(e.cause))
-            stream.reset()
-            writer.transport.abort()
-            return
-        except BaseException:
-            stream.reset()
-            writer.transport.abort()
-            raise
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        with contextlib.suppress(MuxError):
-            await stream.aclose()
+        await relay(stream, reader, writer)
 
     @staticmethod
     async def _answer(stream: Stream, message: str) -> None:
