@@ -121,8 +121,7 @@ class DeploymentReconciler:
         self._log = structlog.get_logger("dockyard.dockerdeployment")
 
     def serves(self, namespace: str) -> bool:
-        namespace_obj = self._namespaces.get(namespace)
-        return namespace_obj is not None and classes.namespace_class(namespace_obj) == self._class
+        return classes.serves(self._namespaces.get(namespace), self._class)
 
     async def reconcile(self, key: str) -> float | None:
         obj = self._deployments.get(key)

@@ -21,6 +21,12 @@ def host_class(host: JSON) -> str:
     return str((host.get("spec") or {}).get("operatorClass") or DEFAULT_OPERATOR_CLASS)
 
 
+def serves(namespace: JSON | None, operator_class: str) -> bool:
+    """Whether `operator_class` serves the objects of this namespace; one not in the cache yet belongs to nobody for
+    now (its watch event may trail the object's: guessing the default class could act on another class's)."""
+    return namespace is not None and namespace_class(namespace) == operator_class
+
+
 def namespace_class(namespace: JSON | None) -> str:
     """The class serving a namespace; a namespace not (yet) in the cache counts as the default class."""
     meta = (namespace or {}).get("metadata") or {}

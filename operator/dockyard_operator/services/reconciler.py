@@ -99,8 +99,7 @@ class ServiceReconciler:
         self._log = structlog.get_logger("dockyard.dockerservice")
 
     def serves(self, namespace: str) -> bool:
-        namespace_obj = self._namespaces.get(namespace)
-        return namespace_obj is not None and classes.namespace_class(namespace_obj) == self._class
+        return classes.serves(self._namespaces.get(namespace), self._class)
 
     async def reconcile(self, key: str) -> float | None:
         obj = self._services.get(key)
