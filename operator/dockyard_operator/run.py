@@ -467,11 +467,18 @@ class Operator:
     async def _agent_stream(self, host: str, stream: Stream) -> None:
         await self.import_connector.handle(host, stream)
 
-    async def _dial(self, host: str, ip: str, port: int) -> Stream:
+    async def _dial(self, host: str, ip: str, port: int, container: str | None) -> Stream:
         server = self.tunnel.server if self.tunnel is not None else None
         if server is None:
             raise DialError(f"{host}: DockerServices need the tunnel (the operator runs without one)")
-        return await dial_tcp(server.registry, host=host, ip=ip, port=port, timeout=self.settings.services.dial_timeout)
+        return await dial_tcp(
+            server.registry,
+            host=host,
+            ip=ip,
+            port=port,
+            timeout=self.settings.services.dial_timeout,
+            container=container,
+        )
 
     async def _reconcile_service(self, key: str) -> float | None:
         return await self.service_reconciler.reconcile(key)

@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.docker]
 HTTPD = ["sh", "-c", "mkdir -p /www && echo hello-from-container > /www/index.html && httpd -f -p 8080 -h /www"]
 
 
-async def _http_get(rig: TunnelRig, ip: str) -> bytes:
-    stream = await dial_tcp(rig.server.registry, host=HOST, ip=ip, port=8080, timeout=10)
+async def _http_get(rig: TunnelRig, ip: str, container: str | None = None) -> bytes:
+    stream = await dial_tcp(rig.server.registry, host=HOST, ip=ip, port=8080, timeout=10, container=container)
     async with stream:
         await stream.write(b"GET /index.html HTTP/1.0\r\n\r\n")
         await stream.send_eof()
@@ -65,6 +65,10 @@ async def test_tcp_only_to_managed_containers(rig: TunnelRig, devenv: Any) -> No
         response = await _http_get(rig, managed)
         assert response.startswith(b"HTTP/1.1 200 OK\r\n")
         assert response.endswith(b"hello-from-container\n")
+        holder = (await (await docker.containers.get(names[0])).show())["Id"]
+        assert (await _http_get(rig, managed, container=holder[:12])).endswith(b"hello-from-container\n")
+        with pytest.raises(DialError):  # the IP is managed, but held by another container than the one expected
+            await _http_get(rig, managed, container="0123456789ab")
 
         for refused in (unmanaged, "127.0.0.1"):
             with pytest.raises(DialError):

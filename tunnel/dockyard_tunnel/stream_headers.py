@@ -2,7 +2,8 @@
 
 Wire format: one length byte N (1..255), then N bytes of ASCII text, one of
     `docker`              pipe the stream to the agent's local Docker API socket
-    `tcp HOST:PORT`       dial HOST:PORT; HOST is an IPv4 literal or a bracketed IPv6 literal. Once connected, the
+    `tcp HOST:PORT [ID]`  dial HOST:PORT; HOST is an IPv4 literal or a bracketed IPv6 literal; with ID, only if the
+                          container at HOST has that Docker id (prefix). Once connected, the
                           agent sends one byte TCP_CONNECTED before the target's bytes; a refused or failed dial
                           resets the stream instead. So the opener knows the target was reached (or was never
                           touched, and another may be tried) before it sends a byte of its own.
@@ -44,14 +45,19 @@ class TcpTarget:
 
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     port: int
+    container: str | None = None
+    """The Docker id (or its prefix) of the container expected at that IP: with it the agent also refuses an IP that
+    a different container has taken over since the opener looked."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise StreamHeaderError(f"tcp port must be in 1..65535, got {self.port}")
+        if self.container is not None and not _CONTAINER_ID.fullmatch(self.container):
+            raise StreamHeaderError(f"tcp container must be a Docker container id, got {self.container!r}")
 
     def text(self) -> str:
         host = f"[{self.ip}]" if self.ip.version == 6 else str(self.ip)
-        return f"tcp {host}:{self.port}"
+        return f"tcp {host}:{self.port}" + (f" {self.container}" if self.container else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +140,9 @@ def parse_header(body: bytes) -> StreamTarget:
             raise StreamHeaderError(f"the docker header takes no argument, got {text!r}")
         return DockerTarget()
     if kind == "tcp":
-        return _parse_tcp(rest)
+        address, _, container = rest.partition(" ")
+        target = _parse_tcp(address)
+        return TcpTarget(ip=target.ip, port=target.port, container=container) if container else target
     if kind == "imports":
         if rest:
             raise StreamHeaderError(f"the imports header takes no argument, got {text!r}")

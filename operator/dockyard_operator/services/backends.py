@@ -33,6 +33,8 @@ class Backend:
     ready: bool
     ports: Mapping[str, int]
     """Service port key -> container port, for the ports this container serves."""
+    container_id: str | None = None
+    """Docker's id of the container: the agent dials the IP only while this container holds it."""
 
     @property
     def key(self) -> str:
@@ -77,6 +79,7 @@ def backends(spec: DockerServiceSpec, containers: Iterable[JSON]) -> list[Backen
                 ip=status.get("ip"),
                 ready=_ready(obj),
                 ports=_container_ports(obj, spec),
+                container_id=status.get("containerID") or None,
             )
         )
     out.sort(key=lambda b: b.container)
@@ -92,6 +95,7 @@ def view(obj: JSON | None) -> tuple[Any, ...]:
         tuple(sorted((meta.get("labels") or {}).items())),
         status.get("host"),
         status.get("ip"),
+        status.get("containerID"),
         _ready(obj),
         tuple((p.get("name"), p.get("containerPort")) for p in (obj.get("spec") or {}).get("ports") or []),
     )

@@ -29,8 +29,8 @@ from dockyard_tunnel.piping import relay
 
 log = structlog.get_logger("dockyard.dataplane")
 
-Dial = Callable[[str, str, int], Awaitable[Stream]]
-"""(host, ip, port) -> a stream connected to ip:port on that host; raises DialError."""
+Dial = Callable[[str, str, int, str | None], Awaitable[Stream]]
+"""(host, ip, port, container id) -> a stream connected to ip:port on that host; raises DialError."""
 
 #: Bytes a client socket's reader may hold before reading pauses (asyncio's default is 64 KiB): fewer, larger
 #: reads move bulk data with fewer system calls; per connection it is still bounded.
@@ -193,7 +193,9 @@ class DataPlane:
             try:
                 started = time.monotonic()
                 try:
-                    stream = await self._dial(str(backend.host), str(backend.ip), backend.ports[port])
+                    stream = await self._dial(
+                        str(backend.host), str(backend.ip), backend.ports[port], backend.container_id
+                    )
                 except DialError as exc:
                     log.info("dial failed", service=service.key, backend=backend.key, error=str(exc))
                     self._count(service.key, backend.key, "failed")

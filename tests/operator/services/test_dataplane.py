@@ -70,8 +70,8 @@ async def rig() -> AsyncIterator[Rig]:
     agent = asyncio.create_task(_agent(pair.client, refused))
     servers = {name: await _echo(name) for name in ("a", "b")}
 
-    async def dial(host: str, ip: str, port: int) -> Stream:
-        return await dial_on_session(pair.server, ip=ip, port=port, timeout=5, what=host)
+    async def dial(host: str, ip: str, port: int, container: str | None) -> Stream:
+        return await dial_on_session(pair.server, ip=ip, port=port, timeout=5, what=host, container=container)
 
     metrics = Metrics()
     plane = DataPlane(DataPlaneConfig(listen_host="127.0.0.1"), dial=dial, metrics=metrics)

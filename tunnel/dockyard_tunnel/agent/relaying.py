@@ -55,20 +55,24 @@ class StreamRelay:
         self._docker_socket_path = docker_socket_path
         self._local_docker = local_docker
         self._imports = imports
-        self._allowed: tuple[float, set[IPAddress]] | None = None
-        self._listing: asyncio.Future[set[IPAddress]] | None = None
+        self._allowed: tuple[float, dict[IPAddress, str]] | None = None
+        self._listing: asyncio.Future[dict[IPAddress, tuple[str, frozenset[str]]]] | None = None
 
-    async def _allowed_ips(self, wanted: IPAddress) -> set[IPAddress]:
+    async def _managed_at(self, wanted: IPAddress, container: str | None) -> str | None:
+        """The id of the running managed container at `wanted`, from a list kept for ALLOWED_IPS_TTL (looked up
+        again at once for an address it does not have, or one held by another container than expected)."""
         now = time.monotonic()
-        if self._allowed is not None and now - self._allowed[0] < ALLOWED_IPS_TTL and wanted in self._allowed[1]:
-            return self._allowed[1]
+        if self._allowed is not None and now - self._allowed[0] < ALLOWED_IPS_TTL:
+            known = self._allowed[1].get(wanted)
+            if known is not None and (container is None or known.startswith(container)):
+                return known
         if self._listing is None:  # one Docker call for every connection waiting on it
-            self._listing = asyncio.ensure_future(self._local_docker.managed_container_ips())
+            self._listing = asyncio.ensure_future(self._local_docker.managed_containers_by_ip())
             listing = self._listing
             listing.add_done_callback(lambda _f: setattr(self, "_listing", None))
-        ips = await asyncio.shield(self._listing)
-        self._allowed = (time.monotonic(), ips)
-        return ips
+        found = await asyncio.shield(self._listing)
+        self._allowed = (time.monotonic(), {ip: cid for ip, (cid, _) in found.items()})
+        return self._allowed[1].get(wanted)
 
     async def handle(self, stream: Stream) -> None:
         try:
@@ -115,17 +119,18 @@ class StreamRelay:
 
     async def _relay_tcp(self, stream: Stream, target: TcpTarget) -> None:
         try:
-            allowed = await self._allowed_ips(target.ip)
+            at = await self._managed_at(target.ip, target.container)
         except LocalDockerError as e:
             log.error("tcp_refused", target=target.text(), reason=str(e))
             stream.reset()
             return
-        if target.ip not in allowed:
-            log.warning(
-                "tcp_refused",
-                target=target.text(),
-                reason=f"not the IP of a running container labelled {MANAGED_LABEL}=true",
+        if at is None or (target.container is not None and not at.startswith(target.container)):
+            reason = (
+                f"not the IP of a running container labelled {MANAGED_LABEL}=true"
+                if at is None
+                else "another container has that IP now"
             )
+            log.warning("tcp_refused", target=target.text(), reason=reason)
             stream.reset()
             return
         try:

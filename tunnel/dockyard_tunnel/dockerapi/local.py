@@ -65,23 +65,6 @@ class LocalDocker:
                         out[ipaddress.ip_address(network[key])] = (str(raw.get("Id")), imports)
         return out
 
-    async def managed_container_ips(self) -> set[IPAddress]:
-        """IP addresses (every network) of running containers labelled dockyard.dev/managed=true."""
-        filters = json.dumps({"label": [f"{MANAGED_LABEL}=true"], "status": ["running"]})
-        try:
-            containers = await self._docker.containers.list(filters=filters)
-        except (aiodocker.DockerError, aiohttp.ClientError, OSError) as e:
-            raise LocalDockerError(f"cannot list managed containers: {e}") from e
-        ips: set[IPAddress] = set()
-        for container in containers:
-            networks: dict[str, Any] = (container["NetworkSettings"] or {}).get("Networks") or {}
-            for network in networks.values():
-                for key in ("IPAddress", "GlobalIPv6Address"):
-                    value = network.get(key)
-                    if value:
-                        ips.add(ipaddress.ip_address(value))
-        return ips
-
     async def network_gateways(self) -> set[IPAddress]:
         """Gateway addresses of this daemon's networks: this machine's addresses on its container networks."""
         try:

@@ -30,7 +30,9 @@ async def open_target_stream(registry: SessionRegistry, *, host: str, target: St
     return stream
 
 
-async def dial_tcp(registry: SessionRegistry, *, host: str, ip: str, port: int, timeout: float) -> Stream:
+async def dial_tcp(
+    registry: SessionRegistry, *, host: str, ip: str, port: int, timeout: float, container: str | None = None
+) -> Stream:
     """A stream connected to `ip:port` through `host`'s agent, once the agent says it is connected.
 
     Raises DialError (nothing reached the target) when the host has no session, the agent refused the address
@@ -40,15 +42,18 @@ async def dial_tcp(registry: SessionRegistry, *, host: str, ip: str, port: int, 
         session = registry.require(host)
     except HostNotConnectedError as e:
         raise DialError(f"{host}: {e}") from e
-    return await dial_on_session(session, ip=ip, port=port, timeout=timeout, what=host)
+    return await dial_on_session(session, ip=ip, port=port, timeout=timeout, what=host, container=container)
 
 
-async def dial_on_session(session: Session, *, ip: str, port: int, timeout: float, what: str = "") -> Stream:
-    """dial_tcp on a given session (`what` names its host in errors)."""
+async def dial_on_session(
+    session: Session, *, ip: str, port: int, timeout: float, what: str = "", container: str | None = None
+) -> Stream:
+    """dial_tcp on a given session (`what` names its host in errors; `container`, when known, is the Docker id
+    the agent must find at `ip`)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     try:
-        target = TcpTarget(ip=ipaddress.ip_address(ip), port=port)
+        target = TcpTarget(ip=ipaddress.ip_address(ip), port=port, container=container)
         # The timeout covers the open too: a session at max_streams queues opens until a slot frees.
         async with asyncio.timeout_at(deadline):
             stream = await session.open_stream()
