@@ -438,7 +438,9 @@ class Operator:
             registry=lambda: self.tunnel.server.registry if self.tunnel and self.tunnel.server else None,
             docker_for=self._reachable_docker,
             gateways=self.container_reconciler.gateways,
+            on_failures_changed=self._import_failures_changed,
         )
+        self.container_reconciler.import_failures = self.import_sync.failures
 
         def host_of(_event: str, obj: JSON, old: JSON | None) -> list[str]:
             hosts = {((o or {}).get("status") or {}).get("host") for o in (obj, old)}
@@ -463,6 +465,12 @@ class Operator:
                 metrics=self.metrics,
             )
         )
+
+    def _import_failures_changed(self, host: str) -> None:
+        """The agent listens on more or fewer import ports than before: its importers' conditions say so."""
+        for obj in indexing.placed_on(self._containers, host):
+            if imports.declared(obj):
+                self.container_controller.enqueue(object_key(obj))
 
     async def _agent_stream(self, host: str, stream: Stream) -> None:
         await self.import_connector.handle(host, stream)

@@ -108,6 +108,8 @@ class ContainerReconciler:
         self._monotonic = monotonic  # test seam
         self._status = StatusWriter(kube=kube, resource=DOCKERCONTAINERS, model=DockerContainerStatus, tracker=tracker)
         self.gateways = Gateways()  # shared with the import listeners' sync (run.py)
+        #: The ports a host's agent could not listen on for imports (set by run.py to the import sync's record).
+        self.import_failures: Callable[[str], Mapping[int, str]] = lambda _host: {}
         self._tracker = tracker
         self._back_off = BackOffSettings(
             initial=settings.failure_backoff[0],
@@ -410,7 +412,9 @@ class ContainerReconciler:
         if not imports.declared(obj) and c.get(ContainerConditionType.SERVICE_IMPORTS) is None:
             return plan  # the common case, and cheap: no look at the host's other containers
         _, conflicts = imports.listeners(indexing.placed_on(self._containers, host), "", self._namespaces.get)
-        verdict = imports.condition(obj, self._namespaces.get, conflicts.get(object_key(obj), []))
+        verdict = imports.condition(
+            obj, self._namespaces.get, conflicts.get(object_key(obj), []), self.import_failures(host)
+        )
         if verdict is None:
             if c.get(ContainerConditionType.SERVICE_IMPORTS) is None:
                 return plan

@@ -80,13 +80,33 @@ class ImportSync:
         registry: Callable[[], SessionRegistry | None],
         docker_for: Callable[[str], DockerClient | None],
         gateways: Gateways,
+        on_failures_changed: Callable[[str], None] | None = None,
     ) -> None:
+        self._on_failures_changed = on_failures_changed
+        self._failures: dict[str, dict[int, str]] = {}
         self._containers = containers
         self._namespaces = namespaces
         self._registry = registry
         self._docker_for = docker_for
         self._gateways = gateways
         self._pushed: dict[str, tuple[weakref.ref[Session], list[JSON]]] = {}
+
+    def failures(self, host: str) -> dict[int, str]:
+        """Import ports the host's agent could not listen on, with its reason (for the ServiceImports condition)."""
+        return dict(self._failures.get(host, {}))
+
+    def _record_failures(self, host: str, errors: dict[str, Any]) -> None:
+        by_port: dict[int, str] = {}
+        for where, why in errors.items():
+            port = where.rpartition(":")[2]
+            if port.isdigit():
+                by_port[int(port)] = str(why)
+            else:  # the whole document failed ("*")
+                by_port[0] = str(why)
+        if by_port != self._failures.get(host, {}):
+            self._failures[host] = by_port
+            if self._on_failures_changed is not None:
+                self._on_failures_changed(host)
 
     def wanted(self, host: str, gateway: str) -> list[JSON]:
         placed = indexing.placed_on(self._containers, host)
@@ -133,7 +153,9 @@ class ImportSync:
             log.warning("could not send the import listeners", host=host, error=str(exc))
             return 30.0
         log.info("import listeners sent", host=host, listening=answer.get("listening"))
-        if answer.get("errors"):
+        errors = answer.get("errors")
+        self._record_failures(host, errors if isinstance(errors, dict) else {})
+        if errors:
             log.warning("the agent could not serve some imports", host=host, errors=answer["errors"])
             return 30.0  # a port in use may free up; try again (what did bind stays)
         self._pushed[host] = (weakref.ref(session), wanted)

@@ -13,7 +13,7 @@ Pure: DockerContainer and Namespace objects (as the informers hold them) in; ans
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -125,9 +125,13 @@ def listeners(
 
 
 def condition(
-    obj: JSON, namespace_of: Callable[[str], JSON | None], conflicts: list[str]
+    obj: JSON,
+    namespace_of: Callable[[str], JSON | None],
+    conflicts: list[str],
+    failures: Mapping[int, str] | None = None,
 ) -> tuple[bool, str, str] | None:
-    """(status, reason, message) of a container's ServiceImports condition; None without imports."""
+    """(status, reason, message) of a container's ServiceImports condition; None without imports. `failures` are
+    the ports its host's agent could not listen on (0: the agent refused the whole set), with the agent's reason."""
     views = judged(obj, namespace_of)
     if not views:
         return None
@@ -140,4 +144,9 @@ def condition(
         return False, "NotAllowed", f"refused: {names}"
     if conflicts:
         return False, "PortConflict", "; ".join(conflicts)
+    failed = [f"port {v.port}: {failures[v.port]}" for v in views if failures and v.port in failures]
+    if failures and 0 in failures:
+        failed.append(failures[0])
+    if failed:
+        return False, "ListenFailed", "the agent cannot listen: " + "; ".join(failed)
     return True, "Allowed", ", ".join(f"{v.alias}:{v.port} -> {v.target}" for v in views)

@@ -76,3 +76,17 @@ def test_the_condition_says_what_is_refused_and_why() -> None:
     clash = condition(dc("c", {"service": "x", "port": 1}), NAMESPACES.get, ["port 1 on this host already leads"])
     assert clash is not None
     assert clash[:2] == (False, "PortConflict")
+
+
+def test_a_port_the_agent_cannot_listen_on_is_reported() -> None:
+    obj = dc("a", {"service": "pg", "port": 5432}, {"service": "api", "port": 8080})
+    failed = condition(obj, NAMESPACES.get, [], {5432: "cannot listen: Address already in use"})
+    assert failed == (
+        False,
+        "ListenFailed",
+        "the agent cannot listen: port 5432: cannot listen: Address already in use",
+    )
+    assert condition(obj, NAMESPACES.get, [], {9999: "other"})[:2] == (True, "Allowed"), "another port's trouble"  # type: ignore[index]
+    whole = condition(obj, NAMESPACES.get, [], {0: "unreadable imports document"})
+    assert whole is not None
+    assert whole[1] == "ListenFailed"
