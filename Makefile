@@ -42,7 +42,7 @@ dev-up: system-deps venv binaries ## start (or reuse) etcd, kube-apiserver, kube
 dev-down: ## stop what dev-up started and remove .dev state
 	@$(PYTHON) hack/devenv.py down
 
-check: venv ## ruff, mypy --strict, import contracts
+check: venv binaries ## ruff, mypy --strict, import contracts, kustomize renders
 	@hack/check
 
 test: system-deps venv binaries agent check ## run every test against real components (starts them as needed)
