@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help system-deps venv binaries agent dev-up dev-down check test demo demo-jobs clean
+.PHONY: help system-deps venv binaries agent dev-up dev-down check test demo demo-jobs clean image
 
 AGENT_SOURCES := $(shell find tunnel mux -name '*.py' -not -path '*/__pycache__/*') hack/build-agent
 
@@ -50,6 +50,9 @@ test: system-deps venv binaries agent check ## run every test against real compo
 
 demo: dev-up ## the main job: the operator, an agent over TLS, a DockerContainer and a DockerDeployment
 	@hack/demo
+
+image: dev-up ## build the dockyard-operator:dev and dockyard-agent:dev images into the dev dockerd (hack/build-images)
+	@. .dev/env.sh && hack/build-images
 
 demo-jobs: demo ## after the demo: a DockerJob and a DockerCronJob on the demo host (suspended again at the end)
 	@hack/demo-jobs
