@@ -160,6 +160,9 @@ class DataPlane:
     async def _accept(
         self, service: _Service, port: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if self._services.get(service.key) is not service:  # accepted just before remove() closed the listener
+            writer.transport.abort()
+            return
         if len(service.connections) >= MAX_CONNECTIONS:
             log.warning("too many connections; refusing", service=service.key, limit=MAX_CONNECTIONS)
             writer.transport.abort()
