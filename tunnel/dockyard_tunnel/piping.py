@@ -156,3 +156,13 @@ async def relay(stream: Stream, reader: asyncio.StreamReader, writer: asyncio.St
     with contextlib.suppress(MuxError):
         await stream.aclose()
     return progress
+
+
+async def read_to_eof(stream: Stream, *, limit: int) -> bytes:
+    """Everything the peer sends up to its FIN (a small document); ValueError past `limit` bytes."""
+    data = bytearray()
+    while chunk := await stream.read(CHUNK):
+        data += chunk
+        if len(data) > limit:
+            raise ValueError(f"more than {limit} bytes")
+    return bytes(data)

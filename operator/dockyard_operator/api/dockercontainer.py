@@ -392,6 +392,10 @@ class ServiceImport(common.ApiModel):
     def host_name(self, own: str) -> str:
         return self.alias or f"{self.service}.{self.target_namespace(own)}"
 
+    def target(self, own: str) -> str:
+        """NS/NAME:PORT: how the container label, the agent's listeners and the import streams name it."""
+        return f"{self.target_namespace(own)}/{self.service}:{self.port}"
+
 
 def _imports_rule() -> common.CrossFieldRule:
     return common.CrossFieldRule(

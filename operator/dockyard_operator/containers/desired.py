@@ -177,7 +177,7 @@ def build_desired(
     config["StopTimeout"] = spec.stop_grace_period_seconds
     config["Labels"] = _labels(namespace=namespace, name=name, uid=uid, user=spec.labels)
     if spec.service_imports:
-        targets = sorted({f"{i.target_namespace(namespace)}/{i.service}:{i.port}" for i in spec.service_imports})
+        targets = sorted({i.target(namespace) for i in spec.service_imports})
         config["Labels"] = dict(sorted({**config["Labels"], labels.IMPORTS: ",".join(targets)}.items()))
 
     binds, files, directories = _volumes(spec.volumes, refs)

@@ -118,20 +118,20 @@ class DataPlane:
         return self.ports(key)
 
     async def _listen(self, service: _Service, port: str, number: int) -> asyncio.Server:
-        for candidate in (number, 0) if number else (0,):
+        listen = functools.partial(
+            asyncio.start_server,
+            functools.partial(self._accept, service, port),
+            host=self._config.listen_host,
+            reuse_address=True,
+            limit=SOCKET_BUFFER,
+            backlog=ACCEPT_BACKLOG,
+        )
+        if number:
             try:
-                return await asyncio.start_server(
-                    functools.partial(self._accept, service, port),
-                    host=self._config.listen_host,
-                    port=candidate,
-                    reuse_address=True,
-                    limit=SOCKET_BUFFER,
-                    backlog=ACCEPT_BACKLOG,
-                )
+                return await listen(port=number)
             except OSError:
-                if candidate == 0:
-                    raise
-        raise AssertionError("unreachable")
+                pass  # taken meanwhile: a new port, and the EndpointSlice follows
+        return await listen(port=0)
 
     async def remove(self, key: str) -> None:
         """Stop serving `key`: its listeners close and its open connections are ended."""

@@ -35,7 +35,7 @@ from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.resources import ENDPOINTSLICES, SERVICES
 from dockyard_operator.services import imports
 from dockyard_tunnel.errors import HostNotConnectedError, StreamHeaderError
-from dockyard_tunnel.piping import relay
+from dockyard_tunnel.piping import read_to_eof, relay
 from dockyard_tunnel.server.registry import SessionRegistry
 from dockyard_tunnel.server.streams import open_target_stream
 from dockyard_tunnel.stream_headers import TCP_CONNECTED, ImportsTarget, ImportTarget, read_header
@@ -139,11 +139,7 @@ class ImportSync:
             await stream.write(json.dumps({"listeners": wanted}).encode())
             await stream.send_eof()
             async with asyncio.timeout(ANSWER_TIMEOUT):
-                body = b""
-                while chunk := await stream.read(65536):
-                    body += chunk
-                    if len(body) > ANSWER_LIMIT:
-                        raise ValueError("the agent's answer is too long")
+                body = await read_to_eof(stream, limit=ANSWER_LIMIT)
             with contextlib.suppress(MuxError):
                 await stream.aclose()
             answer = json.loads(body or b"{}")

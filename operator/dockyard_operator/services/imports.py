@@ -17,6 +17,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import pydantic
+
+from dockyard_operator.api.dockercontainer import ServiceImport
+
 JSON = dict[str, Any]
 
 ALLOW_ANNOTATION: Final = "dockyard.dev/allow-imports-from"
@@ -59,14 +63,16 @@ def declared(obj: JSON) -> list[ImportView]:
     namespace = str(meta.get("namespace"))
     out = []
     for item in (obj.get("spec") or {}).get("serviceImports") or []:
-        target_ns = item.get("namespace") or namespace
-        port = int(item["port"])
+        try:
+            wanted = ServiceImport.model_validate(item)
+        except pydantic.ValidationError:
+            continue  # the API server validated it; an object it did not is none of an import's business
         out.append(
             ImportView(
                 container=f"{namespace}/{meta.get('name')}",
-                alias=item.get("alias") or f"{item['service']}.{target_ns}",
-                target=f"{target_ns}/{item['service']}:{port}",
-                port=port,
+                alias=wanted.host_name(namespace),
+                target=wanted.target(namespace),
+                port=wanted.port,
                 allowed=True,
             )
         )

@@ -177,9 +177,7 @@ class ServiceReconciler:
                 "namespace": meta["namespace"],
                 "labels": {**template.labels, SERVICE_OWNER_LABEL: meta["name"]},
                 "annotations": dict(template.annotations),
-                "ownerReferences": [
-                    owner_reference({"apiVersion": "dockyard.dev/v1alpha1", "kind": "DockerService", **obj})
-                ],
+                "ownerReferences": [_owner(obj)],
             },
             "spec": {
                 "type": template.type.value,
@@ -237,9 +235,7 @@ class ServiceReconciler:
                     MANAGED_BY_LABEL: ENDPOINTSLICE_MANAGER,
                     SERVICE_OWNER_LABEL: meta["name"],
                 },
-                "ownerReferences": [
-                    owner_reference({"apiVersion": "dockyard.dev/v1alpha1", "kind": "DockerService", **obj})
-                ],
+                "ownerReferences": [_owner(obj)],
             },
             "addressType": address_type,
             # One endpoint, the data plane; ready only while some backend is, so kube-proxy refuses at once
@@ -278,6 +274,11 @@ class ServiceReconciler:
             }
             await self._kube.merge_patch(ENDPOINTSLICES, name, patch, namespace=meta["namespace"])
         return True
+
+
+def _owner(obj: JSON) -> JSON:
+    # Objects from the informer's list carry no apiVersion/kind of their own.
+    return owner_reference({"apiVersion": "dockyard.dev/v1alpha1", "kind": "DockerService", **obj})
 
 
 def _service_patch(current: JSON, desired: JSON) -> JSON:

@@ -20,7 +20,6 @@ import asyncio
 import dataclasses
 import functools
 import ipaddress
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,8 @@ from typing import Any
 import structlog
 
 from dockyard_mux import MuxError, Session
-from dockyard_tunnel.dockerapi.local import IPAddress, LocalDocker
+from dockyard_tunnel.agent.containers import ManagedContainers
+from dockyard_tunnel.dockerapi.local import LocalDocker
 from dockyard_tunnel.errors import LocalDockerError, StreamHeaderError
 from dockyard_tunnel.piping import relay
 from dockyard_tunnel.stream_headers import TCP_CONNECTED, ImportTarget, encode_header, parse_import
@@ -37,8 +37,6 @@ log = structlog.get_logger("dockyard_tunnel.agent")
 
 #: The operator connects to the Service within this time or the container's connection is closed.
 CONNECT_TIMEOUT = 15.0
-#: How long the list of managed containers by IP answers for (an unknown address is looked up again at once).
-PEERS_TTL = 1.0
 #: Listeners at most (16 imports per container; a host with many importing containers shares them per port).
 MAX_LISTENERS = 256
 
@@ -71,10 +69,12 @@ def parse_document(document: Any) -> list[Wanted]:
 class ImportListeners:
     """The listeners this agent serves for Service imports."""
 
-    def __init__(self, *, session: Callable[[], Session | None], local_docker: LocalDocker) -> None:
+    def __init__(
+        self, *, session: Callable[[], Session | None], local_docker: LocalDocker, managed: ManagedContainers
+    ) -> None:
         self._session = session
         self._docker = local_docker
-        self._peers: tuple[float, dict[IPAddress, tuple[str, frozenset[str]]]] | None = None
+        self._managed = managed
         self._servers: dict[tuple[str, int], tuple[ImportTarget, asyncio.Server]] = {}
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -126,18 +126,6 @@ class ImportListeners:
         self._connections.add(task)
         task.add_done_callback(self._connections.discard)
 
-    async def _peer(self, address: IPAddress) -> tuple[str, frozenset[str]] | None:
-        """The managed container at `address` (its id and import targets), from a list kept for PEERS_TTL."""
-        now = time.monotonic()
-        if self._peers is not None and now - self._peers[0] < PEERS_TTL and address in self._peers[1]:
-            return self._peers[1][address]
-        try:
-            self._peers = (now, await self._docker.managed_containers_by_ip())
-        except LocalDockerError as e:
-            log.warning("import_refused", reason=str(e))
-            return None
-        return self._peers[1].get(address)
-
     async def _relay(self, target: ImportTarget, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         try:
@@ -145,14 +133,19 @@ class ImportListeners:
         except (TypeError, IndexError, ValueError):
             writer.transport.abort()
             return
-        found = await self._peer(address)
-        if found is None or target.key not in found[1]:
+        try:
+            found = await self._managed.at(address)
+        except LocalDockerError as e:
+            log.warning("import_refused", target=target.key, reason=str(e))
+            writer.transport.abort()
+            return
+        if found is None or target.key not in found.imports:
             log.warning(
                 "import_refused", target=target.key, peer=str(address), reason="not a container that imports it"
             )
             writer.transport.abort()
             return
-        target = dataclasses.replace(target, client=found[0])
+        target = dataclasses.replace(target, client=found.container_id)
         session = self._session()
         if session is None or session.closed:
             writer.transport.abort()

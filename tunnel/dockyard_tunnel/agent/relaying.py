@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import structlog
 
 from dockyard_mux import MuxError, Stream
+from dockyard_tunnel.agent.containers import ManagedContainers
 from dockyard_tunnel.agent.importing import ImportListeners, parse_document
-from dockyard_tunnel.dockerapi.local import MANAGED_LABEL, IPAddress, LocalDocker
+from dockyard_tunnel.dockerapi.local import MANAGED_LABEL
 from dockyard_tunnel.errors import LocalDockerError, StreamHeaderError
-from dockyard_tunnel.piping import bad_gateway_response, relay
+from dockyard_tunnel.piping import bad_gateway_response, read_to_eof, relay
 from dockyard_tunnel.stream_headers import TCP_CONNECTED, DockerTarget, ImportsTarget, TcpTarget, read_header
 
 log = structlog.get_logger("dockyard_tunnel.agent")
@@ -27,52 +27,21 @@ HEADER_TIMEOUT = 10.0
 # Dialling a container on the same host is local; a slow dial means the container is not listening.
 TCP_DIAL_TIMEOUT = 10.0
 SOCKET_BUFFER = 256 * 1024
-# How long a list of managed containers' IPs answers for: a service with many new connections per second costs
-# one Docker call per second, not one per connection. An address not in the list is looked up again at once (a
-# container that just started), so the cache only delays noticing that an address stopped being allowed.
-ALLOWED_IPS_TTL = 1.0
 
 
 #: The largest imports document accepted (256 listeners of ~100 bytes each, with room).
 IMPORTS_DOCUMENT_LIMIT = 256 * 1024
 
 
-async def _read_all(stream: Stream, limit: int) -> bytes:
-    data = bytearray()
-    while chunk := await stream.read(65536):
-        data += chunk
-        if len(data) > limit:
-            raise ValueError(f"document larger than {limit} bytes")
-    return bytes(data)
-
-
 class StreamRelay:
     """Serves streams accepted from the server."""
 
     def __init__(
-        self, *, docker_socket_path: str, local_docker: LocalDocker, imports: ImportListeners | None = None
+        self, *, docker_socket_path: str, managed: ManagedContainers, imports: ImportListeners | None = None
     ) -> None:
         self._docker_socket_path = docker_socket_path
-        self._local_docker = local_docker
+        self._managed = managed
         self._imports = imports
-        self._allowed: tuple[float, dict[IPAddress, str]] | None = None
-        self._listing: asyncio.Future[dict[IPAddress, tuple[str, frozenset[str]]]] | None = None
-
-    async def _managed_at(self, wanted: IPAddress, container: str | None) -> str | None:
-        """The id of the running managed container at `wanted`, from a list kept for ALLOWED_IPS_TTL (looked up
-        again at once for an address it does not have, or one held by another container than expected)."""
-        now = time.monotonic()
-        if self._allowed is not None and now - self._allowed[0] < ALLOWED_IPS_TTL:
-            known = self._allowed[1].get(wanted)
-            if known is not None and (container is None or known.startswith(container)):
-                return known
-        if self._listing is None:  # one Docker call for every connection waiting on it
-            self._listing = asyncio.ensure_future(self._local_docker.managed_containers_by_ip())
-            listing = self._listing
-            listing.add_done_callback(lambda _f: setattr(self, "_listing", None))
-        found = await asyncio.shield(self._listing)
-        self._allowed = (time.monotonic(), {ip: cid for ip, (cid, _) in found.items()})
-        return self._allowed[1].get(wanted)
 
     async def handle(self, stream: Stream) -> None:
         try:
@@ -97,7 +66,7 @@ class StreamRelay:
     async def _configure_imports(self, stream: Stream, imports: ImportListeners) -> None:
         try:
             async with asyncio.timeout(HEADER_TIMEOUT):
-                body = await _read_all(stream, IMPORTS_DOCUMENT_LIMIT)
+                body = await read_to_eof(stream, limit=IMPORTS_DOCUMENT_LIMIT)
             answer = await imports.apply(parse_document(json.loads(body)))
         except (MuxError, TimeoutError, ValueError, StreamHeaderError) as e:
             answer = {"listening": [], "errors": {"*": f"unreadable imports document: {e}"}}
@@ -115,16 +84,16 @@ class StreamRelay:
             log.error("docker_unreachable", socket=self._docker_socket_path, error=str(e))
             await self._answer(stream, f"the agent cannot reach its Docker daemon at {self._docker_socket_path}: {e}")
             return
-        await self._splice(stream, reader, writer)
+        await relay(stream, reader, writer)
 
     async def _relay_tcp(self, stream: Stream, target: TcpTarget) -> None:
         try:
-            at = await self._managed_at(target.ip, target.container)
+            at = await self._managed.at(target.ip, expect=target.container)
         except LocalDockerError as e:
             log.error("tcp_refused", target=target.text(), reason=str(e))
             stream.reset()
             return
-        if at is None or (target.container is not None and not at.startswith(target.container)):
+        if at is None or (target.container is not None and not at.container_id.startswith(target.container)):
             reason = (
                 f"not the IP of a running container labelled {MANAGED_LABEL}=true"
                 if at is None
@@ -146,9 +115,6 @@ class StreamRelay:
             stream.reset()
             writer.transport.abort()
             return
-        await self._splice(stream, reader, writer)
-
-    async def _splice(self, stream: Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await relay(stream, reader, writer)
 
     @staticmethod

@@ -22,6 +22,7 @@ import structlog
 from dockyard_mux import Config as MuxConfig
 from dockyard_mux import Session, SessionClosedError
 from dockyard_tunnel.agent.backoff import Backoff
+from dockyard_tunnel.agent.containers import ManagedContainers
 from dockyard_tunnel.agent.importing import ImportListeners
 from dockyard_tunnel.agent.relaying import StreamRelay
 from dockyard_tunnel.config import HOST_HEADER, AgentConfig
@@ -107,8 +108,9 @@ class Agent:
             aiohttp.ClientSession(trust_env=True) as http,
             LocalDocker(socket_path=cfg.docker_socket_path) as docker,
         ):
-            imports = ImportListeners(session=lambda: self._session, local_docker=docker)
-            relay = StreamRelay(docker_socket_path=cfg.docker_socket_path, local_docker=docker, imports=imports)
+            managed = ManagedContainers(docker)  # one list for the tcp relay and the import listeners
+            imports = ImportListeners(session=lambda: self._session, local_docker=docker, managed=managed)
+            relay = StreamRelay(docker_socket_path=cfg.docker_socket_path, managed=managed, imports=imports)
             try:
                 while not stop.is_set():
                     connected_at: list[float] = []
