@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help system-deps venv binaries agent dev-up dev-down check test demo demo-jobs clean image
+.PHONY: help system-deps venv binaries agent dev-up dev-down check test demo demo-jobs clean image cluster-up cluster-down demo-cluster
 
 AGENT_SOURCES := $(shell find tunnel mux -name '*.py' -not -path '*/__pycache__/*') hack/build-agent
 
@@ -53,6 +53,15 @@ demo: dev-up ## the main job: the operator, an agent over TLS, a DockerContainer
 
 image: dev-up ## build the dockyard-operator:dev and dockyard-agent:dev images into the dev dockerd (hack/build-images)
 	@. .dev/env.sh && hack/build-images
+
+cluster-up: image agent ## a single-node cluster (kubelet, containerd, CoreDNS) in the dev dockerd; prints its kubeconfig
+	@$(VENV)/bin/python hack/cluster.py up
+
+cluster-down: ## stop the single-node cluster and the agent demo-cluster started
+	@hack/cluster-down
+
+demo-cluster: image agent ## Dockyard installed for real: apply -k overlays/dev in the cluster, an agent joins, a Pod fetches
+	@hack/demo-cluster
 
 demo-jobs: demo ## after the demo: a DockerJob and a DockerCronJob on the demo host (suspended again at the end)
 	@hack/demo-jobs

@@ -878,6 +878,12 @@ def _stop_containers(sock: Path, runtime: Path, *, timeout: float = 60.0) -> Non
     except (OSError, DevEnvError, ValueError):
         return  # no daemon answering: whatever is left is ended by pid below
     running = [str(c["Id"]) for c in listed]
+    # Single-node cluster nodes (hack/cluster.py) are stopped, not killed: their entrypoint ends the Pods and
+    # removes the Pods' cgroups, which a SIGKILL would leave behind on the machine.
+    for c in listed:
+        if "dockyard.dev/cluster-node" in (c.get("Labels") or {}):
+            with contextlib.suppress(OSError, DevEnvError):
+                docker_api(sock, "POST", f"/containers/{c['Id']}/stop?t=60", timeout=90)
     if running:
         _log(f"killing {len(running)} running container(s)")
     for cid in running:
@@ -920,7 +926,7 @@ def down(dev: Path | None = None) -> None:
     with _locked(dev):
         state = _load_state(dev)
         # What `make demo` started on top (operator, agent) goes first: it talks to what follows.
-        for extra in sorted(dev.glob("*.pid")):
+        for extra in sorted([*dev.glob("*.pid"), *dev.glob("cluster/*.pid")]):
             if extra.name not in ("etcd.pid", "kube-apiserver.pid", "kube-controller-manager.pid"):
                 _stop_pid(extra, extra.stem)
         runtime = _runtime_dir(dev)

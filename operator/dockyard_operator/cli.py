@@ -110,6 +110,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     op.add_argument("--identity", default=_env("identity", ""), help="this replica's name in the Lease")
     op.add_argument(
+        "--pod-name",
+        default=_env("pod-name", ""),
+        help="this replica's Pod, when running in a cluster: the leader labels it dockyard.dev/leader=true",
+    )
+    op.add_argument(
         "--tunnel",
         action=argparse.BooleanOptionalAction,
         default=_env_bool("tunnel", True),
@@ -205,6 +210,7 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
             operator_class=args.operator_class,
             operator_namespace=args.operator_namespace,
             identity=args.identity,
+            pod_name=args.pod_name,
             leader_election=args.leader_elect,
             metrics_address=args.metrics_address,
             watch=WatchSettings(),

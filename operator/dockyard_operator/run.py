@@ -36,6 +36,7 @@ from dockyard_operator.informer.store import JSON, object_key
 from dockyard_operator.jobs.reconciler import JobReconciler
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.electing import LeaderElector
+from dockyard_operator.kube.leader_label import PodLeaderLabel
 from dockyard_operator.kube.recording import EventRecorder
 from dockyard_operator.kube.resources import (
     CONFIGMAPS,
@@ -526,6 +527,10 @@ class Operator:
         return out
 
     def ready(self) -> str | None:
+        if self.settings.pod_name and self.settings.leader_election and not self.started.is_set():
+            # In a cluster a replica waiting for the Lease is ready: the leader label, not readiness, routes the
+            # tunnel to the leader (kube/leader_label.py says why).
+            return None
         if not self.started.is_set():
             return "waiting for leadership and informer sync"
         return None
@@ -537,6 +542,7 @@ class Operator:
         await probes.start()
         self.probe_port = probes.port
         elector: LeaderElector | None = None
+        label: PodLeaderLabel | None = None
         try:
             async with asyncio.TaskGroup() as group:
                 # Raising from a task cancels the group's body wherever it waits (acquiring the Lease, informer
@@ -555,6 +561,12 @@ class Operator:
                     group.create_task(elector.hold())
                 if self.tunnel is not None:
                     await self.tunnel.start()
+                if elector is not None and self.settings.pod_name:
+                    # After the tunnel listens: the label is what sends agents here.
+                    label = PodLeaderLabel(
+                        client=self.kube, namespace=self.settings.operator_namespace, pod=self.settings.pod_name
+                    )
+                    await label.claim()
                 self.manager.informers.start(group)
                 await self.manager.informers.wait_synced()
                 await self.host_reconciler.load_tokens()
@@ -573,6 +585,8 @@ class Operator:
             await self.hosts.close()
             if self.tunnel is not None:
                 await self.tunnel.stop()
+            if label is not None:
+                await label.release()
             if elector is not None:
                 with contextlib.suppress(Exception):
                     await elector.release()

@@ -130,6 +130,12 @@ class OperatorSettings:
     leader_election: bool = True
     """Run leader election; off only for single-replica development."""
 
+    pod_name: str = ""
+    """This replica's Pod (env DOCKYARD_POD_NAME from the downward API), set when running as Pods. The leader then
+    labels its Pod dockyard.dev/leader=true, which the tunnel Service selects, and a replica waiting for the Lease
+    counts as ready (so rolling updates of the operator proceed). Empty outside a cluster: /readyz then means
+    "leading and synced"."""
+
     metrics_address: str = "127.0.0.1:8080"
     """host:port for /healthz, /readyz and /metrics."""
 
