@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
@@ -36,6 +37,7 @@ from dockyard_operator.informer.store import JSON, object_key
 from dockyard_operator.jobs.reconciler import JobReconciler
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.electing import LeaderElector
+from dockyard_operator.kube.errors import KubeError
 from dockyard_operator.kube.leader_label import PodLeaderLabel
 from dockyard_operator.kube.recording import EventRecorder
 from dockyard_operator.kube.resources import (
@@ -52,6 +54,7 @@ from dockyard_operator.kube.resources import (
     SECRETS,
     SERVICES,
 )
+from dockyard_operator.kube.uninstall import UninstallGuard
 from dockyard_operator.metrics import Metrics
 from dockyard_operator.runtime.consistency import WriteTracker
 from dockyard_operator.runtime.controller import Controller, Owns, Watch, controller_ref, intent_changed
@@ -543,11 +546,18 @@ class Operator:
         self.probe_port = probes.port
         elector: LeaderElector | None = None
         label: PodLeaderLabel | None = None
+        guard: UninstallGuard | None = None
+
+        async def before_stopping() -> None:
+            # An uninstall (our ServiceAccount marked for deletion) waits for the cleanup it has to finish.
+            if guard is not None and await guard.uninstalling():
+                await guard.drain()
+
         try:
             async with asyncio.TaskGroup() as group:
                 # Raising from a task cancels the group's body wherever it waits (acquiring the Lease, informer
                 # sync against a broken API server): SIGTERM is honoured at every stage.
-                group.create_task(_raise_when(stop))
+                group.create_task(_raise_when(stop, before_stopping))
                 if self.settings.leader_election:
                     elector = LeaderElector(
                         client=self.kube,
@@ -567,6 +577,12 @@ class Operator:
                         client=self.kube, namespace=self.settings.operator_namespace, pod=self.settings.pod_name
                     )
                     await label.claim()
+                    guard = UninstallGuard(client=self.kube, namespace=self.settings.operator_namespace)
+                    try:
+                        await guard.protect()
+                    except KubeError as exc:
+                        # Not fatal: only a later `kubectl delete -k` would then need docs/operator.md's manual step.
+                        log.warning("could not keep our identity for uninstall", error=str(exc))
                 self.manager.informers.start(group)
                 await self.manager.informers.wait_synced()
                 await self.host_reconciler.load_tokens()
@@ -587,6 +603,8 @@ class Operator:
                 await self.tunnel.stop()
             if label is not None:
                 await label.release()
+            if guard is not None:
+                await guard.release()
             if elector is not None:
                 with contextlib.suppress(Exception):
                     await elector.release()
@@ -598,6 +616,7 @@ class _Stopping(Exception):
     """Internal: unwinds the TaskGroup when stop is requested."""
 
 
-async def _raise_when(stop: asyncio.Event) -> None:
+async def _raise_when(stop: asyncio.Event, before: Callable[[], Awaitable[None]]) -> None:
     await stop.wait()
+    await before()
     raise _Stopping()

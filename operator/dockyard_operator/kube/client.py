@@ -228,6 +228,7 @@ class KubeClient:
         *,
         namespace: str | None = None,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         metadata_only: bool = False,
         page_size: int = LIST_PAGE_SIZE,
     ) -> JSON:
@@ -239,6 +240,8 @@ class KubeClient:
         query: dict[str, str | int | bool] = {"limit": page_size}
         if label_selector:
             query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
         accept = METADATA_LIST if metadata_only else "application/json"
         path = resource.path(namespace=namespace)
         first = await self.request("GET", path, query=query, accept=accept, request_timeout=LIST_PAGE_TIMEOUT)

@@ -7,6 +7,7 @@ Embeddable: `await TunnelServer(...).start()` inside any running event loop (the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import ssl
 import time
@@ -139,8 +140,12 @@ class TunnelServer:
             transports = [h.transport for h in server.connections] if server is not None else []
             await runner.cleanup()
             for transport in transports:
-                if transport is not None:
-                    transport.abort()  # also when already closing: a graceful TLS close may never complete
+                if transport is None:
+                    continue
+                # Also when already closing: a graceful TLS close may never complete. CPython's TLS transport
+                # raises AttributeError from abort() once its TLS protocol has finished closing: closed already.
+                with contextlib.suppress(AttributeError):
+                    transport.abort()
             await asyncio.sleep(0)  # let the aborts run their connection_lost callbacks
         log.info("server_stopped")
 
