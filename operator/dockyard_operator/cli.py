@@ -26,7 +26,13 @@ from dockyard_operator.informer.informing import WatchSettings
 from dockyard_operator.kube import errors as kube_errors
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.resources import CONFIGMAPS, DOCKERHOSTS, SECRETS
-from dockyard_operator.settings import OperatorSettings, ReconcileSettings, ServiceSettings, TunnelSettings
+from dockyard_operator.settings import (
+    OperatorSettings,
+    ReconcileSettings,
+    ServiceSettings,
+    StatsSettings,
+    TunnelSettings,
+)
 from dockyard_tunnel.limits import raise_open_files_limit
 from dockyard_tunnel.logs import LEVEL_NAMES, configure_json_logs
 
@@ -148,6 +154,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="IP the DockerService data plane listens on and EndpointSlices point at "
         "(default: $POD_IP; required outside a cluster for DockerServices; never loopback)",
     )
+    op.add_argument(
+        "--container-stats-interval",
+        type=float,
+        default=_env("container-stats-interval", "30"),
+        help="seconds between two requests for each host's container stats, one per host (default: 30; 0: off)",
+    )
     op.add_argument("--log-level", choices=LEVEL_NAMES, default=_env("log-level", "info"))
 
     rollout = sub.add_parser("rollout", help="manage the rollout of a DockerDeployment (as kubectl rollout)")
@@ -220,6 +232,7 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
                 insecure=args.insecure_tunnel,
             ),
             services=ServiceSettings(address=args.service_address),
+            stats=StatsSettings(interval=args.container_stats_interval),
         )
     except ValueError as exc:
         raise SystemExit(f"dockyard: error: {exc}") from None
