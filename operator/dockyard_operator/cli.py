@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from dockyard_operator import __version__
+from dockyard_operator import __version__, tracing
 from dockyard_operator.api.common import DEFAULT_OPERATOR_CLASS, DNS_LABEL_PATTERN
 from dockyard_operator.hosts.tokens import TOKEN_KEY, token_secret_name
 from dockyard_operator.informer.informing import WatchSettings
@@ -254,14 +254,17 @@ async def _run_operator(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     operator = Operator(kube=kube, settings=settings)
     lost = False
+    traced = tracing.enable_from_environment()
     try:
-        log.info("starting", version=__version__, server=kube.server, identity=operator.identity)
+        log.info("starting", version=__version__, server=kube.server, identity=operator.identity, tracing=traced)
         try:
             await operator.run(stop)
         except* kube_errors.LeadershipLostError:
             lost = True
     finally:
         await kube.close()
+        # Sends the spans still batched (a blocking flush bounded by the exporter's timeout, once at exit).
+        tracing.disable()
     if lost:
         log.error("lost leadership; exiting so a fresh start rebuilds state")
         return 1
@@ -364,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command == "operator":
-        configure_json_logs(level=args.log_level)
+        configure_json_logs(level=args.log_level, extra_processors=[tracing.add_trace_ids])
         raise_open_files_limit()  # a socket per DockerService connection
         return asyncio.run(_run_operator(args))
     if args.command == "host" and args.host_command == "join":

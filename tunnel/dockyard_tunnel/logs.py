@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
@@ -11,14 +13,16 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 LEVEL_NAMES = tuple(_LEVELS)
 
 
-def configure_json_logs(*, level: str = "info") -> None:
-    """Configure structlog for a program's main(); libraries only call structlog.get_logger()."""
+def configure_json_logs(*, level: str = "info", extra_processors: Sequence[Any] = ()) -> None:
+    """Configure structlog for a program's main(); libraries only call structlog.get_logger().
+    `extra_processors` run just before rendering (the operator adds the current trace id)."""
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            *extra_processors,
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),

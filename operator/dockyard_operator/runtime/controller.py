@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from dockyard_operator import tracing
 from dockyard_operator.informer.store import JSON, object_key
 from dockyard_operator.metrics import Metrics
 from dockyard_operator.runtime.consistency import WriteTracker
@@ -243,8 +244,14 @@ class Controller:
         else:
             self.tracker.forget(key)
         started = time.perf_counter()
+        span = tracing.span(f"reconcile {self.kind}", {"dockyard.controller": self.name, "dockyard.key": key})
         try:
-            result = await self._reconcile_fn(key)
+            with span:
+                span.set_attribute("dockyard.kind", self.kind)
+                result = await self._reconcile_fn(key)
+                span.set_attribute("dockyard.result", "requeue_after" if result else "success")
+                if result:
+                    span.set_attribute("dockyard.requeue_after", float(result))
         except Exception:
             if self._metrics is not None:
                 self._metrics.reconcile_total.labels(self.name, "error").inc()
