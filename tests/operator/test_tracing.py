@@ -77,11 +77,14 @@ async def test_a_reconcile_is_one_trace_with_its_docker_calls_and_api_writes(
     assert attributes["dockyard.kind"] == "DockerContainer"
     assert attributes["dockyard.key"] == "shop/web"
     assert attributes["dockyard.result"] == "requeue_after"
-    assert root.end_time is not None and root.start_time is not None and root.end_time > root.start_time
+    assert root.end_time is not None
+    assert root.start_time is not None
+    assert root.end_time > root.start_time
     children = [s for s in spans if s.parent is not None]
     assert [s.name for s in children] == ["docker ping", "docker inspect", "kube PATCH"]
     for child in children:
-        assert child.parent is not None and child.parent.span_id == root.context.span_id
+        assert child.parent is not None
+        assert child.parent.span_id == root.context.span_id
         assert child.context.trace_id == root.context.trace_id
     assert dict(children[0].attributes or {})["dockyard.host"] == "lab"
     assert children[1].status.status_code is StatusCode.ERROR
@@ -114,7 +117,8 @@ def test_off_the_sdk_is_not_even_imported_and_on_needs_an_endpoint() -> None:
     code = (
         "import sys; from dockyard_operator import run, tracing; "
         "on = tracing.enable_from_environment({}); "
-        "off = tracing.enable_from_environment({'OTEL_EXPORTER_OTLP_ENDPOINT': 'http://x', 'OTEL_SDK_DISABLED': 'true'}); "
+        "off = tracing.enable_from_environment("
+        "{'OTEL_EXPORTER_OTLP_ENDPOINT': 'http://x', 'OTEL_SDK_DISABLED': 'true'}); "
         "print(on, off, 'opentelemetry.sdk' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
