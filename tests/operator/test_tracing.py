@@ -90,7 +90,7 @@ async def test_a_reconcile_is_one_trace_with_its_docker_calls_and_api_writes(
     assert children[1].status.status_code is StatusCode.ERROR
     patch = children[2]
     assert patch.status.status_code is StatusCode.ERROR
-    assert dict(patch.attributes or {})["url.path"].endswith("/configmaps/dockyard-tracing-no-such-map")
+    assert str(dict(patch.attributes or {})["url.path"]).endswith("/configmaps/dockyard-tracing-no-such-map")
     assert log_lines[0]["trace_id"] == format(root.context.trace_id, "032x")
 
 
