@@ -15,6 +15,7 @@ trace found in the tracing backend leads to its log lines and back.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Mapping
 from types import TracebackType
@@ -105,6 +106,18 @@ def child_span(name: str, attributes: Mapping[str, AttributeValue] | None = None
     if not trace.get_current_span().is_recording():
         return _NO_SPAN
     return _Started(tracer.start_as_current_span(name, attributes=attributes))
+
+
+def without_span() -> contextvars.Context:
+    """A copy of the current context outside any span, for a task or a server that outlives the reconcile that
+    starts it (a host's event stream, a data-plane listener): asyncio copies the context into new tasks and
+    callbacks, and without this their work and log lines would belong to that one reconcile's trace forever."""
+    context = contextvars.copy_context()
+    if _tracer is not None:
+        from opentelemetry import context as otel_context
+
+        context.run(otel_context.attach, otel_context.Context())
+    return context
 
 
 def enabled() -> bool:

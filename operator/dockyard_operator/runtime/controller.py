@@ -244,23 +244,30 @@ class Controller:
         else:
             self.tracker.forget(key)
         started = time.perf_counter()
-        span = tracing.span(f"reconcile {self.kind}", {"dockyard.controller": self.name, "dockyard.key": key})
-        try:
-            with span:
-                span.set_attribute("dockyard.kind", self.kind)
+        # The attributes a trace is searched by: kind, key, result (the span itself has the duration).
+        span = tracing.span(f"reconcile {self.kind}", {"dockyard.kind": self.kind, "dockyard.key": key})
+        with span:
+            try:
                 result = await self._reconcile_fn(key)
-                span.set_attribute("dockyard.result", "requeue_after" if result else "success")
-                if result:
-                    span.set_attribute("dockyard.requeue_after", float(result))
-        except Exception:
-            if self._metrics is not None:
-                self._metrics.reconcile_total.labels(self.name, "error").inc()
-                self._metrics.reconcile_errors.labels(self.name).inc()
-            raise
-        finally:
+            except Exception as error:
+                span.set_attribute("dockyard.result", "error")
+                if self._metrics is not None:
+                    self._metrics.reconcile_total.labels(self.name, "error").inc()
+                    self._metrics.reconcile_errors.labels(self.name).inc()
+                    self._metrics.reconcile_time.labels(self.name).observe(time.perf_counter() - started)
+                # Inside the span: this line carries the trace id (the worker's retry line does not).
+                self._log.debug("reconcile failed", key=key, error=repr(error))
+                raise
+            except BaseException:  # cancelled: still timed, never counted as a result
+                if self._metrics is not None:
+                    self._metrics.reconcile_time.labels(self.name).observe(time.perf_counter() - started)
+                raise
+            outcome = "requeue_after" if result else "success"
+            span.set_attribute("dockyard.result", outcome)
             if self._metrics is not None:
                 self._metrics.reconcile_time.labels(self.name).observe(time.perf_counter() - started)
-        if self._metrics is not None:
-            self._metrics.reconcile_total.labels(self.name, "requeue_after" if result else "success").inc()
-        self._log.debug("reconciled", key=key, seconds=round(time.perf_counter() - started, 4), requeue_after=result)
+                self._metrics.reconcile_total.labels(self.name, outcome).inc()
+            self._log.debug(
+                "reconciled", key=key, seconds=round(time.perf_counter() - started, 4), requeue_after=result
+            )
         return result
