@@ -1,8 +1,12 @@
 """The agent's answer to a `stats` stream: one-shot stats of its running managed containers, in one document.
 
-One list call, then one stats call per container on the local socket, at most CONCURRENCY at a time: dockerd
-reads each container's cgroup files for a stats call, and a 200-container host must not get 200 at once. A
-container that stopped between the list and its stats call is reported in `errors`, not as a failure of the rest.
+One list call, then one stats call per container on the local socket, at most CONCURRENCY at a time. dockerd
+answers stats from a collector that samples every subscribed container once a second, so even a `one-shot` call
+waits for the next tick (measured on 20.10: about 1 s each, one after another): calls in flight together share a
+tick, and 200 containers take 2-3 ticks at 100 in flight, 25 at 8. CPU is the same either way (one cgroup read per
+container); the bound is aiohttp's connection pool (100 sockets to docker.sock), so a host with thousands of
+containers does not open thousands of sockets. A container that stopped between the list and its stats call is
+reported in `errors`, not as a failure of the rest.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from dockyard_tunnel.container_stats import AgentCounters, ContainerStats, Stats
 from dockyard_tunnel.dockerapi.local import LocalDocker
 from dockyard_tunnel.errors import LocalDockerError
 
-#: Stats calls in flight at once on the local daemon.
-CONCURRENCY = 8
+#: Stats calls in flight at once on the local daemon (aiohttp's default pool size: see the module docstring).
+CONCURRENCY = 100
 
 
 @dataclass
