@@ -77,6 +77,7 @@ async def test_a_reconcile_is_one_trace_with_its_docker_calls_and_api_writes(
     assert attributes["dockyard.kind"] == "DockerContainer"
     assert attributes["dockyard.key"] == "shop/web"
     assert attributes["dockyard.result"] == "requeue_after"
+    assert attributes["dockyard.requeue_after"] == 7.0
     assert root.end_time is not None
     assert root.start_time is not None
     assert root.end_time > root.start_time

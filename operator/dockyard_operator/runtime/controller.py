@@ -264,6 +264,8 @@ class Controller:
                 raise
             outcome = "requeue_after" if result else "success"
             span.set_attribute("dockyard.result", outcome)
+            if result:
+                span.set_attribute("dockyard.requeue_after", float(result))
             if self._metrics is not None:
                 self._metrics.reconcile_time.labels(self.name).observe(time.perf_counter() - started)
                 self._metrics.reconcile_total.labels(self.name, outcome).inc()
