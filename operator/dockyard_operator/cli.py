@@ -19,14 +19,20 @@ from pathlib import Path
 
 import structlog
 
-from dockyard_operator import __version__
+from dockyard_operator import __version__, tracing
 from dockyard_operator.api.common import DEFAULT_OPERATOR_CLASS, DNS_LABEL_PATTERN
 from dockyard_operator.hosts.tokens import TOKEN_KEY, token_secret_name
 from dockyard_operator.informer.informing import WatchSettings
 from dockyard_operator.kube import errors as kube_errors
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.resources import CONFIGMAPS, DOCKERHOSTS, SECRETS
-from dockyard_operator.settings import OperatorSettings, ReconcileSettings, ServiceSettings, TunnelSettings
+from dockyard_operator.settings import (
+    OperatorSettings,
+    ReconcileSettings,
+    ServiceSettings,
+    StatsSettings,
+    TunnelSettings,
+)
 from dockyard_tunnel.limits import raise_open_files_limit
 from dockyard_tunnel.logs import LEVEL_NAMES, configure_json_logs
 
@@ -153,6 +159,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="IP the DockerService data plane listens on and EndpointSlices point at "
         "(default: $POD_IP; required outside a cluster for DockerServices; never loopback)",
     )
+    op.add_argument(
+        "--container-stats-interval",
+        type=float,
+        default=_env("container-stats-interval", "30"),
+        help="seconds between two requests for each host's container stats, one per host (default: 30; 0: off)",
+    )
     op.add_argument("--log-level", choices=LEVEL_NAMES, default=_env("log-level", "info"))
 
     rollout = sub.add_parser("rollout", help="manage the rollout of a DockerDeployment (as kubectl rollout)")
@@ -226,6 +238,7 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
                 insecure=args.insecure_tunnel,
             ),
             services=ServiceSettings(address=args.service_address),
+            stats=StatsSettings(interval=args.container_stats_interval),
         )
     except ValueError as exc:
         raise SystemExit(f"dockyard: error: {exc}") from None
@@ -247,14 +260,17 @@ async def _run_operator(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     operator = Operator(kube=kube, settings=settings)
     lost = False
+    traced = tracing.enable_from_environment()
     try:
-        log.info("starting", version=__version__, server=kube.server, identity=operator.identity)
+        log.info("starting", version=__version__, server=kube.server, identity=operator.identity, tracing=traced)
         try:
             await operator.run(stop)
         except* kube_errors.LeadershipLostError:
             lost = True
     finally:
         await kube.close()
+        # Sends the spans still batched (a blocking flush bounded by the exporter's timeout, once at exit).
+        tracing.disable()
     if lost:
         log.error("lost leadership; exiting so a fresh start rebuilds state")
         return 1
@@ -357,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command == "operator":
-        configure_json_logs(level=args.log_level)
+        configure_json_logs(level=args.log_level, extra_processors=[tracing.add_trace_ids])
         raise_open_files_limit()  # a socket per DockerService connection
         return asyncio.run(_run_operator(args))
     if args.command == "host" and args.host_command == "join":

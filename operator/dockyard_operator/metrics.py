@@ -11,8 +11,23 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from dockyard_tunnel.container_stats import StatsDocument
+
 HostStatsSource = Callable[[], Iterable[tuple[str, bool, int, int, int, float | None]]]
 """Yields (host, reachable, bytes_sent, bytes_received, open_streams, rtt_seconds) at scrape time."""
+
+StatsSource = Callable[[], Iterable[tuple[str, StatsDocument]]]
+"""Yields (host, the latest stats document of its agent) at scrape time."""
+
+ObjectSource = Callable[[], Iterable[tuple[str, str, str, int, str | None]]]
+"""Yields (namespace, name, host, restartCount, health) of each placed DockerContainer, from the informer cache."""
+
+SessionSource = Callable[[], Iterable[tuple[str, float, int]]]
+"""Yields (host, session start in seconds since the epoch, sessions since the operator started) per connected
+host."""
+
+#: Health states exported as dockyard_container_health_status{status=...} (Docker's three).
+HEALTH_STATES = ("starting", "healthy", "unhealthy")
 
 
 class Metrics:
@@ -81,6 +96,37 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
             registry=r,
         )
+
+        self.stats_polls = Counter(
+            "dockyard_stats_polls_total",
+            "Requests for a host's container stats, by result (ok, error).",
+            ["host", "result"],
+            registry=r,
+        )
+        self.stats_docker_calls = Counter(
+            "dockyard_stats_docker_calls_total",
+            "Docker API calls the host's agent made to answer them (one list plus one per running container).",
+            ["host"],
+            registry=r,
+        )
+        self.stats_poll_time = Histogram(
+            "dockyard_stats_poll_seconds",
+            "From asking a host for its container stats to having them.",
+            ["host"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20),
+            registry=r,
+        )
+
+    def observe_stats_poll(self, host: str, result: str, seconds: float, docker_calls: int) -> None:
+        self.stats_polls.labels(host, result).inc()
+        self.stats_poll_time.labels(host).observe(seconds)
+        self.stats_docker_calls.labels(host).inc(docker_calls)
+
+    def add_container_collector(self, stats: StatsSource, objects: ObjectSource) -> None:
+        self.registry.register(_ContainerCollector(stats, objects))
+
+    def add_agent_collector(self, stats: StatsSource, sessions: SessionSource) -> None:
+        self.registry.register(_AgentCollector(stats, sessions))
 
     def count_kube_request(self, method: str, path: str) -> None:
         # /apis/<group>/<version>/[namespaces/<ns>/]<plural>[/<name>[/<sub>]] -> plural (+ /sub)
@@ -183,3 +229,110 @@ class _HostCollector(Collector):
             if rtt_s is not None:
                 rtt.add_metric([host], rtt_s)
         return [up, sent, received, streams, rtt]
+
+
+_CONTAINER_LABELS = ["namespace", "name", "host"]
+
+
+class _ContainerCollector(Collector):
+    """Per-DockerContainer series, built at scrape time from the latest documents and the informer cache: a
+    container that is gone (or a host that stopped answering) simply has no series any more, nothing to forget.
+    Labels: namespace, name, host — one series per DockerContainer and metric (health: three), never the Docker
+    id, which changes with every recreate."""
+
+    def __init__(self, stats: StatsSource, objects: ObjectSource) -> None:
+        self._stats = stats
+        self._objects = objects
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        def counter(name: str, doc: str) -> CounterMetricFamily:
+            return CounterMetricFamily(name, doc, labels=_CONTAINER_LABELS)
+
+        def gauge(name: str, doc: str) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, doc, labels=_CONTAINER_LABELS)
+
+        cpu = counter("dockyard_container_cpu_usage_seconds", "CPU time the container used (user + system).")
+        memory = gauge(
+            "dockyard_container_memory_usage_bytes",
+            "Memory in use as docker stats shows it: usage minus inactive page cache (the working set).",
+        )
+        limit = gauge("dockyard_container_memory_limit_bytes", "Memory limit; the host's memory when unlimited.")
+        rx = counter("dockyard_container_network_receive_bytes", "Bytes received on all the container's networks.")
+        tx = counter("dockyard_container_network_transmit_bytes", "Bytes sent on all the container's networks.")
+        read = counter("dockyard_container_block_read_bytes", "Bytes read from block devices.")
+        write = counter("dockyard_container_block_write_bytes", "Bytes written to block devices.")
+        restarts = counter(
+            "dockyard_container_restarts", "Restarts of the container (status.restartCount of the DockerContainer)."
+        )
+        health = GaugeMetricFamily(
+            "dockyard_container_health_status",
+            "1 for the container's current health state (only containers with a health check).",
+            labels=[*_CONTAINER_LABELS, "status"],
+        )
+        seen: set[tuple[str, str]] = set()
+        for host, document in self._stats():
+            for c in document.containers:
+                # Only DockerContainers, and only on the DockerHost that created them: two hosts may reach one
+                # daemon, and each reports only its own (containers from before the host label have none).
+                if not c.namespace or not c.name or (c.host and c.host != host) or (c.namespace, c.name) in seen:
+                    continue
+                seen.add((c.namespace, c.name))
+                labels = [c.namespace, c.name, host]
+                cpu.add_metric(labels, c.cpu_seconds)
+                memory.add_metric(labels, float(c.memory_bytes))
+                limit.add_metric(labels, float(c.memory_limit_bytes))
+                rx.add_metric(labels, float(c.network_receive_bytes))
+                tx.add_metric(labels, float(c.network_transmit_bytes))
+                read.add_metric(labels, float(c.block_read_bytes))
+                write.add_metric(labels, float(c.block_write_bytes))
+        for namespace, name, host, restart_count, state in self._objects():
+            labels = [namespace, name, host]
+            restarts.add_metric(labels, float(restart_count))
+            if state in HEALTH_STATES:
+                for candidate in HEALTH_STATES:
+                    health.add_metric([*labels, candidate], 1.0 if candidate == state else 0.0)
+        return [cpu, memory, limit, rx, tx, read, write, restarts, health]
+
+
+class _AgentCollector(Collector):
+    """Per-host agent series: its session (operator side) and its own counters (from its stats documents)."""
+
+    def __init__(self, stats: StatsSource, sessions: SessionSource) -> None:
+        self._stats = stats
+        self._sessions = sessions
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        session_start = GaugeMetricFamily(
+            "dockyard_agent_session_start_time_seconds",
+            "When the host's current tunnel session began (uptime: time() minus this).",
+            labels=["host"],
+        )
+        connects = CounterMetricFamily(
+            "dockyard_agent_connects", "Sessions the host's agent opened since this operator started.", labels=["host"]
+        )
+        start = GaugeMetricFamily(
+            "dockyard_agent_start_time_seconds", "When the agent process started.", labels=["host"]
+        )
+        reconnects = CounterMetricFamily(
+            "dockyard_agent_reconnects",
+            "Sessions the agent opened since it started, the first one not counted.",
+            labels=["host"],
+        )
+        streams = CounterMetricFamily(
+            "dockyard_agent_streams",
+            "Streams the agent served since it started, by kind (docker, tcp, imports, stats).",
+            labels=["host", "kind"],
+        )
+        for host, started_at, count in self._sessions():
+            session_start.add_metric([host], started_at)
+            connects.add_metric([host], float(count))
+        for host, document in self._stats():
+            agent = document.agent
+            if agent is None:
+                continue
+            start.add_metric([host], agent.started_at)
+            reconnects.add_metric([host], float(max(0, agent.sessions - 1)))
+            for kind, count in sorted(agent.streams.items()):
+                if kind in ("docker", "tcp", "imports", "stats"):  # bounded: an agent cannot invent label values
+                    streams.add_metric([host, kind], float(count))
+        return [session_start, connects, start, reconnects, streams]

@@ -70,7 +70,9 @@ from dockyard_operator.services.importing import ImportConnector, ImportSync
 from dockyard_operator.services.reconciler import ServiceReconciler
 from dockyard_operator.serving import ProbeServer
 from dockyard_operator.settings import OperatorSettings
+from dockyard_operator.stats.polling import StatsPoller
 from dockyard_operator.tunneling import EmbeddedTunnel
+from dockyard_tunnel.container_stats import StatsDocument
 from dockyard_tunnel.errors import DialError
 from dockyard_tunnel.server.streams import dial_tcp
 
@@ -161,6 +163,12 @@ class Operator:
             else None
         )
         self.metrics.add_host_collector(self.tunnel.stats if self.tunnel is not None else self._direct_stats)
+        # Container stats need an agent (the `stats` stream): hosts reached directly on a Docker socket have none.
+        self.stats = StatsPoller(
+            registry=lambda: self.tunnel.server.registry if self.tunnel and self.tunnel.server else None,
+            settings=settings.stats,
+            on_poll=self.metrics.observe_stats_poll,
+        )
 
         informers = SharedInformers(kube=kube, namespaces=settings.namespaces, settings=settings.watch)
         containers = informers.source(DOCKERCONTAINERS)
@@ -175,6 +183,8 @@ class Operator:
         containers.add_index(indexing.BY_NAMESPACE, indexing.namespace_of)
         containers.add_index(imports.BY_IMPORTED_NAMESPACE, imports.imported_namespaces)
         self._containers = containers.store
+        self.metrics.add_container_collector(self._container_stats, self._placed_containers)
+        self.metrics.add_agent_collector(self._container_stats, self._agent_sessions)
         deployments = informers.source(DOCKERDEPLOYMENTS)
         deployments.add_index(indexing.BY_NAMESPACE, indexing.namespace_of)
         deployments.add_index(_BY_PLACEMENT, _placement_of)
@@ -529,6 +539,32 @@ class Operator:
                 out.append((name, conn.state.reachable, 0, 0, 0, None))
         return out
 
+    def _container_stats(self) -> list[tuple[str, StatsDocument]]:
+        return [(snap.host, snap.document) for snap in self.stats.snapshots()]
+
+    def _placed_containers(self) -> list[tuple[str, str, str, int, str | None]]:
+        out = []
+        for obj in self._containers.values():
+            status = obj.get("status") or {}
+            if status.get("host"):
+                meta = obj["metadata"]
+                out.append(
+                    (meta["namespace"], meta["name"], status["host"], int(status.get("restartCount") or 0),
+                     status.get("health"))
+                )  # fmt: skip
+        return out
+
+    def _agent_sessions(self) -> list[tuple[str, float, int]]:
+        registry = self.tunnel.server.registry if self.tunnel and self.tunnel.server else None
+        if registry is None:
+            return []
+        out = []
+        for host in registry.hosts():
+            info = registry.info(host)
+            if info is not None and registry.get(host) is not None:
+                out.append((host, info.connected_at, registry.connects(host)))
+        return out
+
     def ready(self) -> str | None:
         if self.settings.pod_name and self.settings.leader_election and not self.started.is_set():
             # In a cluster a replica waiting for the Lease is ready: the leader label, not readiness, routes the
@@ -588,6 +624,7 @@ class Operator:
                 await self.host_reconciler.load_tokens()
                 group.create_task(self.recorder.run())
                 self.manager.start_controllers(group)
+                group.create_task(self.stats.run())  # leader only, like the controllers
                 log.info("caches synced; workers running", containers=len(self._containers))
                 self.started.set()
                 await asyncio.Event().wait()  # until _raise_when(stop) unwinds the group

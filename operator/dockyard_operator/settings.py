@@ -113,6 +113,22 @@ class ServiceSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class StatsSettings:
+    interval: float = 30.0
+    """Seconds between two requests for a host's container stats (one request per host, answered by its agent
+    from one-shot Docker stats of each managed container). Prometheus' rate() needs two samples inside its
+    window: 30 s suits the usual 1-minute windows and a 15-30 s scrape; 0 turns collection off."""
+
+    timeout: float = 20.0
+    """Seconds a host gets to answer; past that it has no figures until it answers again (a gap, not stale
+    numbers). dockerd answers stats once a second; an agent asks for 100 containers at a time, so 200 take 2-3 s."""
+
+    def __post_init__(self) -> None:
+        if self.interval < 0 or self.timeout <= 0:
+            raise ValueError("the stats interval must be >= 0 (0: off) and its timeout positive")
+
+
+@dataclasses.dataclass(frozen=True)
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()
     """Namespaces whose DockerContainers are watched; empty means all namespaces."""
@@ -145,3 +161,4 @@ class OperatorSettings:
     hosts: HostSettings = dataclasses.field(default_factory=HostSettings)
     tunnel: TunnelSettings = dataclasses.field(default_factory=TunnelSettings)
     services: ServiceSettings = dataclasses.field(default_factory=ServiceSettings)
+    stats: StatsSettings = dataclasses.field(default_factory=StatsSettings)

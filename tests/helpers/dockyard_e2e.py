@@ -171,8 +171,12 @@ class OperatorProcess:
         operator_namespace: str,
         *,
         operator_class: str = E2E_CLASS,
+        extra_args: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.devenv = devenv
+        self.extra_args = extra_args
+        self.extra_env = extra_env or {}
         self.operator_class = operator_class
         self.operator_namespace = operator_namespace
         self.kubeconfig = kubeconfig
@@ -198,11 +202,15 @@ class OperatorProcess:
             "--tunnel-tls-dir", str(self.workdir / "tunnel-tls"),
             "--service-address", self.devenv.bridge_gateway,
             "--resync-period", "30",
+            # Container stats every 2 s, not 30: tests read /metrics within seconds of a change.
+            "--container-stats-interval", "2",
             "--identity", self.identity,
             "--log-level", "debug",
+            *self.extra_args,
         ]  # fmt: skip
         out = self.log.open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.devenv.env, cwd=ROOT)
+        env = {**self.devenv.env, **self.extra_env}
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         out.close()
         try:
             self.wait_ready(timeout=ready_timeout)

@@ -15,6 +15,7 @@ from dockyard_tunnel.stream_headers import (
     DockerTarget,
     ImportsTarget,
     ImportTarget,
+    StatsTarget,
     TcpTarget,
     encode_header,
     parse_header,
@@ -46,6 +47,7 @@ async def test_read_header_leaves_the_payload() -> None:
         ("tcp [fd00::1]:443", TcpTarget(ip=ipaddress.ip_address("fd00::1"), port=443)),
         ("docker", DockerTarget()),
         ("imports", ImportsTarget()),
+        ("stats", StatsTarget()),
         (
             "tcp 10.1.2.3:80 0123456789ab",
             TcpTarget(ip=ipaddress.ip_address("10.1.2.3"), port=80, container="0123456789ab"),
@@ -72,6 +74,7 @@ def test_valid_headers(text: str, target: object) -> None:
         (b"tcp 10.0.0.1:80\n", "control characters"),
         (b"\xff", "not ASCII"),
         (b"imports now", "takes no argument"),
+        (b"stats all", "takes no argument"),
         (b"tcp 10.0.0.1:80 not-an-id", "Docker container id"),
         (b"import pg:5432", "NAMESPACE/SERVICE:PORT"),
         (b"import shop/pg", "NAMESPACE/SERVICE:PORT"),

@@ -9,6 +9,8 @@ Wire format: one length byte N (1..255), then N bytes of ASCII text, one of
                           touched, and another may be tried) before it sends a byte of its own.
     `imports`             (server to agent) a JSON document follows, up to the server's FIN: the Service imports
                           the agent serves (ImportListeners); the agent answers one JSON document and closes
+    `stats`               (server to agent) the agent answers one JSON document (container_stats.StatsDocument):
+                          one-shot stats of every running managed container and its own counters, then closes
     `import NS/NAME:PORT from ID` (agent to server) the container ID connected to an import's listener: the
                           server connects to port PORT of the Service NAME in namespace NS, answers
                           TCP_CONNECTED, then relays
@@ -69,6 +71,14 @@ class ImportsTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class StatsTarget:
+    """The stream carries one stats document from the agent (server asks, agent answers and closes)."""
+
+    def text(self) -> str:
+        return "stats"
+
+
+@dataclass(frozen=True, slots=True)
 class ImportTarget:
     """The stream carries a connection to a Kubernetes Service port (agent to server)."""
 
@@ -96,7 +106,7 @@ class ImportTarget:
         return f"import {self.key}" + (f" from {self.client}" if self.client else "")
 
 
-StreamTarget = DockerTarget | TcpTarget | ImportsTarget | ImportTarget
+StreamTarget = DockerTarget | TcpTarget | ImportsTarget | StatsTarget | ImportTarget
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _CONTAINER_ID = re.compile(r"[0-9a-f]{12,64}")
@@ -147,9 +157,13 @@ def parse_header(body: bytes) -> StreamTarget:
         if rest:
             raise StreamHeaderError(f"the imports header takes no argument, got {text!r}")
         return ImportsTarget()
+    if kind == "stats":
+        if rest:
+            raise StreamHeaderError(f"the stats header takes no argument, got {text!r}")
+        return StatsTarget()
     if kind == "import":
         return _parse_import(rest)
-    raise StreamHeaderError(f"unknown stream kind {kind!r} (expected docker, tcp, imports or import)")
+    raise StreamHeaderError(f"unknown stream kind {kind!r} (expected docker, tcp, imports, stats or import)")
 
 
 def parse_import(text: str) -> ImportTarget:

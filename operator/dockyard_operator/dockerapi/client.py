@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import aiodocker
 import aiohttp
 
+from dockyard_operator import tracing
 from dockyard_operator.dockerapi import errors
 
 T = TypeVar("T")
@@ -89,11 +90,13 @@ class DockerClient:
             await self._connector.close()
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, timeout: float | None = None) -> T:
+        call = what.split(" ", 1)[0]
         if self.on_call is not None:
-            self.on_call(self.host, what.split(" ", 1)[0])
+            self.on_call(self.host, call)
         try:
-            async with asyncio.timeout(timeout or self._timeout):
-                return await fn()
+            with tracing.child_span(f"docker {call}", {"dockyard.host": self.host, "docker.request": what}):
+                async with asyncio.timeout(timeout or self._timeout):
+                    return await fn()
         except (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _translate(exc, f"{self.host}: {what}") from exc
         except ValueError as exc:  # aiodocker validates some arguments itself (e.g. image references)

@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from dockyard_operator import tracing
 from dockyard_operator.api import labels
 from dockyard_operator.dockerapi import errors as docker_errors
 from dockyard_operator.dockerapi.client import DockerClient
@@ -81,7 +82,8 @@ class HostConnection:
         self._log = structlog.get_logger("dockyard.hosts").bind(host=name)
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        # Outside the reconcile that connects the host: these tasks live as long as the connection.
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, context=tracing.without_span())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

@@ -22,6 +22,7 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 
+from dockyard_operator import tracing
 from dockyard_operator.kube import errors
 from dockyard_operator.kube.resources import Resource
 
@@ -101,6 +102,10 @@ def _no_proxy_covers(host: str, no_proxy: str) -> bool:
     return False
 
 
+#: Requests that change something: each gets a child span inside a reconcile (reads come from the cache).
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 class KubeClient:
     """The operator's handle on one API server."""
 
@@ -153,6 +158,21 @@ class KubeClient:
         params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items()]
         if self.on_request is not None:
             self.on_request(method, path)
+        if method in _WRITES:
+            with tracing.child_span(f"kube {method}", {"http.request.method": method, "url.path": path}):
+                return await self._send_now(method, path, params, body, content_type, accept, request_timeout)
+        return await self._send_now(method, path, params, body, content_type, accept, request_timeout)
+
+    async def _send_now(
+        self,
+        method: str,
+        path: str,
+        params: list[tuple[str, str]],
+        body: Any,
+        content_type: str,
+        accept: str,
+        request_timeout: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
         try:
             resp: aiohttp.ClientResponse = await self._api.call_api(
                 path,

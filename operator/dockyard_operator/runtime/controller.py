@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from dockyard_operator import tracing
 from dockyard_operator.informer.store import JSON, object_key
 from dockyard_operator.metrics import Metrics
 from dockyard_operator.runtime.consistency import WriteTracker
@@ -243,17 +244,32 @@ class Controller:
         else:
             self.tracker.forget(key)
         started = time.perf_counter()
-        try:
-            result = await self._reconcile_fn(key)
-        except Exception:
-            if self._metrics is not None:
-                self._metrics.reconcile_total.labels(self.name, "error").inc()
-                self._metrics.reconcile_errors.labels(self.name).inc()
-            raise
-        finally:
+        # The attributes a trace is searched by: kind, key, result (the span itself has the duration).
+        span = tracing.span(f"reconcile {self.kind}", {"dockyard.kind": self.kind, "dockyard.key": key})
+        with span:
+            try:
+                result = await self._reconcile_fn(key)
+            except Exception as error:
+                span.set_attribute("dockyard.result", "error")
+                if self._metrics is not None:
+                    self._metrics.reconcile_total.labels(self.name, "error").inc()
+                    self._metrics.reconcile_errors.labels(self.name).inc()
+                    self._metrics.reconcile_time.labels(self.name).observe(time.perf_counter() - started)
+                # Inside the span: this line carries the trace id (the worker's retry line does not).
+                self._log.debug("reconcile failed", key=key, error=repr(error))
+                raise
+            except BaseException:  # cancelled: still timed, never counted as a result
+                if self._metrics is not None:
+                    self._metrics.reconcile_time.labels(self.name).observe(time.perf_counter() - started)
+                raise
+            outcome = "requeue_after" if result else "success"
+            span.set_attribute("dockyard.result", outcome)
+            if result:
+                span.set_attribute("dockyard.requeue_after", float(result))
             if self._metrics is not None:
                 self._metrics.reconcile_time.labels(self.name).observe(time.perf_counter() - started)
-        if self._metrics is not None:
-            self._metrics.reconcile_total.labels(self.name, "requeue_after" if result else "success").inc()
-        self._log.debug("reconciled", key=key, seconds=round(time.perf_counter() - started, 4), requeue_after=result)
+                self._metrics.reconcile_total.labels(self.name, outcome).inc()
+            self._log.debug(
+                "reconciled", key=key, seconds=round(time.perf_counter() - started, 4), requeue_after=result
+            )
         return result

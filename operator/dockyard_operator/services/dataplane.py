@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from dockyard_mux import Stream
+from dockyard_operator import tracing
 from dockyard_operator.metrics import Metrics
 from dockyard_operator.services.backends import Backend
 from dockyard_operator.services.balancing import Balancer
@@ -126,12 +127,14 @@ class DataPlane:
             limit=SOCKET_BUFFER,
             backlog=ACCEPT_BACKLOG,
         )
+        # Started outside the reconcile's span: the server's connections inherit the context it was started in.
+        loop = asyncio.get_running_loop()
         if number:
             try:
-                return await listen(port=number)
+                return await loop.create_task(listen(port=number), context=tracing.without_span())
             except OSError:
                 pass  # taken meanwhile: a new port, and the EndpointSlice follows
-        return await listen(port=0)
+        return await loop.create_task(listen(port=0), context=tracing.without_span())
 
     async def remove(self, key: str) -> None:
         """Stop serving `key`: its listeners close and its open connections are ended."""

@@ -5,6 +5,7 @@ so a running demo's dockyard-system is never touched."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -71,3 +72,33 @@ def test_the_overlays_say_what_they_promise(kubectl: Kubectl, namespace: str) ->
     base = by_kind("manifests/base")
     security = base["Deployment/dockyard-operator"]["spec"]["template"]["spec"]["containers"][0]["securityContext"]  # type: ignore[index]
     assert security["readOnlyRootFilesystem"] is True
+
+
+def test_the_monitoring_overlay_scrapes_the_operator(kubectl: Kubectl, namespace: str) -> None:
+    """production-example-monitoring: everything but the ServiceMonitor is accepted by the API server (its CRD is
+    not installed here: the test never adds CRDs to a shared API server); the ServiceMonitor selects the metrics
+    Service, whose named port leads to the operator's metrics port."""
+    docs = render(kubectl, "manifests/overlays/production-example-monitoring", namespace)
+    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    rest = [d for d in docs if d["kind"] != "ServiceMonitor"]
+    result = kubectl.run(
+        "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-",
+        stdin=yaml.safe_dump_all(rest), check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (monitor,) = monitors
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    spec: Any = monitor["spec"]
+    services: list[Any] = [d for d in rest if d["kind"] == "Service"]
+    wanted = spec["selector"]["matchLabels"].items()
+    selected = [s for s in services if wanted <= (s["metadata"].get("labels") or {}).items()]
+    assert [s["metadata"]["name"] for s in selected] == ["dockyard-operator-metrics"]
+    service: Any = selected[0]
+    port = next(p for p in service["spec"]["ports"] if p["name"] == spec["endpoints"][0]["port"])
+    deployment: Any = next(d for d in rest if d["kind"] == "Deployment")
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert port["targetPort"] in {p["name"] for p in container["ports"]}
+    assert spec["endpoints"][0]["path"] == "/metrics"
+    assert "namespaceSelector" not in spec  # its own namespace, the Service's
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]  # type: ignore[index]

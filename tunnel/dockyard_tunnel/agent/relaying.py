@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 
 import structlog
 
 from dockyard_mux import MuxError, Stream
 from dockyard_tunnel.agent.containers import ManagedContainers
 from dockyard_tunnel.agent.importing import ImportListeners, parse_document
+from dockyard_tunnel.agent.stats import StatsCollector
 from dockyard_tunnel.dockerapi.local import MANAGED_LABEL
 from dockyard_tunnel.errors import LocalDockerError, StreamHeaderError
 from dockyard_tunnel.piping import bad_gateway_response, read_to_eof, relay
-from dockyard_tunnel.stream_headers import TCP_CONNECTED, DockerTarget, ImportsTarget, TcpTarget, read_header
+from dockyard_tunnel.stream_headers import (
+    TCP_CONNECTED,
+    DockerTarget,
+    ImportsTarget,
+    StatsTarget,
+    TcpTarget,
+    read_header,
+)
 
 log = structlog.get_logger("dockyard_tunnel.agent")
 
@@ -37,11 +46,20 @@ class StreamRelay:
     """Serves streams accepted from the server."""
 
     def __init__(
-        self, *, docker_socket_path: str, managed: ManagedContainers, imports: ImportListeners | None = None
+        self,
+        *,
+        docker_socket_path: str,
+        managed: ManagedContainers,
+        imports: ImportListeners | None = None,
+        stats: StatsCollector | None = None,
+        counted: Counter[str] | None = None,
     ) -> None:
         self._docker_socket_path = docker_socket_path
         self._managed = managed
         self._imports = imports
+        self._stats = stats
+        #: Streams served by kind (the agent's counters in stats documents).
+        self.counted: Counter[str] = counted if counted is not None else Counter()
 
     async def handle(self, stream: Stream) -> None:
         try:
@@ -53,12 +71,15 @@ class StreamRelay:
             log.warning("stream_refused", stream_id=stream.stream_id, reason=str(e) or "no header in time")
             stream.reset()
             return
+        self.counted[target.text().partition(" ")[0]] += 1
         if isinstance(target, DockerTarget):
             await self._relay_docker(stream)
         elif isinstance(target, TcpTarget):
             await self._relay_tcp(stream, target)
         elif isinstance(target, ImportsTarget) and self._imports is not None:
             await self._configure_imports(stream, self._imports)
+        elif isinstance(target, StatsTarget) and self._stats is not None:
+            await self._send_stats(stream, self._stats)
         else:
             log.warning("stream_refused", stream_id=stream.stream_id, reason=f"{target.text()} is not served here")
             stream.reset()
@@ -72,6 +93,15 @@ class StreamRelay:
             answer = {"listening": [], "errors": {"*": f"unreadable imports document: {e}"}}
         try:
             await stream.write(json.dumps(answer).encode())
+            await stream.send_eof()
+            await stream.aclose()
+        except MuxError:
+            stream.reset()
+
+    async def _send_stats(self, stream: Stream, stats: StatsCollector) -> None:
+        document = await stats.collect()
+        try:
+            await stream.write(document.model_dump_json().encode())
             await stream.send_eof()
             await stream.aclose()
         except MuxError:

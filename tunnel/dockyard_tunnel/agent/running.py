@@ -25,6 +25,7 @@ from dockyard_tunnel.agent.backoff import Backoff
 from dockyard_tunnel.agent.containers import ManagedContainers
 from dockyard_tunnel.agent.importing import ImportListeners
 from dockyard_tunnel.agent.relaying import StreamRelay
+from dockyard_tunnel.agent.stats import AgentActivity, StatsCollector
 from dockyard_tunnel.config import HOST_HEADER, AgentConfig
 from dockyard_tunnel.dockerapi.local import LocalDocker
 from dockyard_tunnel.errors import (
@@ -84,6 +85,7 @@ class Agent:
         self._ca_file_context: ssl.SSLContext | None = None
         self._session: Session | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self.activity = AgentActivity()
 
     def log_status(self) -> None:
         """Log the live session's counters (the CLI calls this on SIGUSR1)."""
@@ -110,7 +112,13 @@ class Agent:
         ):
             managed = ManagedContainers(docker)  # one list for the tcp relay and the import listeners
             imports = ImportListeners(session=lambda: self._session, local_docker=docker, managed=managed)
-            relay = StreamRelay(docker_socket_path=cfg.docker_socket_path, managed=managed, imports=imports)
+            relay = StreamRelay(
+                docker_socket_path=cfg.docker_socket_path,
+                managed=managed,
+                imports=imports,
+                stats=StatsCollector(docker, self.activity),
+                counted=self.activity.streams,
+            )
             try:
                 while not stop.is_set():
                     connected_at: list[float] = []
@@ -249,6 +257,7 @@ class Agent:
             session = Session(transport, client=True, config=self._mux_config)
             await session.start()
             connected_at.append(time.monotonic())
+            self.activity.sessions += 1
             log.info("connected", server=cfg.server_url, host=cfg.host_name, server_version=server_version)
             try:
                 await self._serve(session, relay, stop=stop)

@@ -77,3 +77,22 @@ class LocalDocker:
                 with contextlib.suppress(ValueError, TypeError):
                     gateways.add(ipaddress.ip_address(entry.get("Gateway") or ""))
         return gateways
+
+    async def running_managed(self) -> list[tuple[str, dict[str, str]]]:
+        """Running managed containers: (id, labels)."""
+        filters = json.dumps({"label": [f"{MANAGED_LABEL}=true"], "status": ["running"]})
+        try:
+            containers = await self._docker.containers.list(filters=filters)
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError) as e:
+            raise LocalDockerError(f"cannot list managed containers: {e}") from e
+        return [(str(c._container.get("Id")), dict(c._container.get("Labels") or {})) for c in containers]
+
+    async def one_shot_stats(self, container_id: str) -> dict[str, Any]:
+        """Docker's stats of one container, one sample (`one-shot`: no second sample for precpu, API 1.41)."""
+        try:
+            raw: dict[str, Any] = await self._docker._query_json(
+                f"containers/{container_id}/stats", params={"stream": "false", "one-shot": "true"}
+            )
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError) as e:
+            raise LocalDockerError(f"cannot read the stats of {container_id[:12]}: {e}") from e
+        return raw

@@ -65,6 +65,7 @@ class SessionRegistry:
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._closing: set[asyncio.Task[None]] = set()
+        self._connects: dict[str, int] = {}
 
     def get(self, host: str) -> Session | None:
         entry = self._entries.get(host)
@@ -85,6 +86,10 @@ class SessionRegistry:
         entry = self._entries.get(host)
         return entry.info if entry else None
 
+    def connects(self, host: str) -> int:
+        """Sessions `host` attached since this registry started (a flapping agent shows as a growing count)."""
+        return self._connects.get(host, 0)
+
     def stats(self, host: str) -> HostStats:
         session = self.require(host)
         return HostStats(
@@ -98,6 +103,7 @@ class SessionRegistry:
         """Register `session` for `info.host`, replacing (and closing) any previous session of that host."""
         old = self._entries.get(info.host)
         self._entries[info.host] = _Entry(session=session, info=info)
+        self._connects[info.host] = self._connects.get(info.host, 0) + 1
         if old is not None:
             reason = f"replaced by a new connection from {info.remote}"
             log.info("session_replaced", host=info.host, remote=info.remote)
