@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-system-deps: ## install missing system packages (docker.io, busybox-static, openssl, iproute2, iptables)
+system-deps: ## install missing system packages (docker.io, busybox-static, openssl, iproute2, iptables, debootstrap, qemu-user-static)
 	@hack/install-system-deps
 
 $(VENV_STAMP): pyproject.toml hack/constraints.txt
@@ -31,7 +31,7 @@ binaries: ## build (once) kube-apiserver, kube-controller-manager, kubectl and e
 
 # hack/build-agent keeps its own input hash per architecture (sources, build scripts, constraints): a call with
 # nothing changed returns in a second, so the target always runs it.
-agent: ## the single-file agent for linux/amd64 and linux/arm64, glibc >= 2.31 (dist/dockyard-agent-linux-*)
+agent: system-deps ## the single-file agent for linux/amd64 and linux/arm64, glibc >= 2.31 (dist/dockyard-agent-linux-*)
 	@hack/build-agent
 
 agent-image: agent ## the agent image for both architectures: dist/dockyard-agent-image.oci.tar (+ docker load tars)
