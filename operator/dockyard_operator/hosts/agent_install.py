@@ -25,11 +25,12 @@ def install_lines(arch: str) -> list[str]:
     name = binary_name(arch)
     machine = {"amd64": "x86_64", "arm64": "aarch64"}[arch]
     return [
-        f"# linux/{arch} (uname -m: {machine}); glibc >= 2.31 (Debian 11, Ubuntu 20.04, RHEL 9 and newer).",
+        f"# linux/{arch} (uname -m: {machine}); glibc >= 2.31 (Debian 11, Ubuntu 20.04, RHEL 9 and newer;",
+        "# older hosts such as RHEL 8 or Ubuntu 18.04 run the agent image instead, see docs/agent.md).",
         f"# Copy dist/{name} (make agent) to the host, then as root:",
         f"install -m 0755 {name} /usr/local/bin/dockyard-agent",
         f"# systemd >= {CREDENTIALS_SYSTEMD}: manifests/agent/dockyard-agent.service (token as a credential);",
-        "# systemd 239-246 (RHEL 8, Ubuntu 20.04): manifests/agent/dockyard-agent-systemd239.service, with",
+        "# systemd 239-246 (Ubuntu 20.04): manifests/agent/dockyard-agent-systemd239.service, with",
         "#   useradd --system --no-create-home --shell /usr/sbin/nologin dockyard-agent",
         "#   chown dockyard-agent: /etc/dockyard/agent.token && chmod 0400 /etc/dockyard/agent.token",
         "# (`systemctl --version` tells which; either is installed as /etc/systemd/system/dockyard-agent.service).",
