@@ -6,7 +6,8 @@ For each dist/dockyard-agent-linux-ARCH: the bootloader and every shared object 
 with readelf (any architecture), and the newest GLIBC_x.y version they require is the glibc the binary needs;
 the ones that need it are named. With --rss (root; hack/bullseye-root, hack/in-root), the agent also runs in the
 bullseye root of its architecture, pointed at a closed port so it stays idle in its reconnect loop, and the RSS
-of its Python process (the onefile child; the bootloader parent only waits) is read from /proc after 10 s.
+of its Python process (the onefile child; the bootloader parent only waits) is read from /proc after 10 s; the
+baseline is the same agent from this machine's virtualenv (`python -m dockyard_tunnel.agent`), same run.
 arm64 runs under qemu-user there: its RSS includes the emulator and is not what an arm64 host would see.
 """
 
@@ -49,22 +50,26 @@ def glibc_floor(binary: Path) -> tuple[tuple[int, int], list[str]]:
     return floor, sorted(name for name, version in needs.items() if version == floor)
 
 
-def idle_rss_mib(arch: str, binary: Path) -> float:
-    root = subprocess.run(
-        [str(ROOT / "hack" / "bullseye-root"), "runtime", arch], capture_output=True, text=True, check=True
-    ).stdout.strip()
+def idle_rss_mib(arch: str | None, binary: Path | None) -> float:
+    """RSS of the idle agent: `binary` chrooted into the bullseye root of `arch`, or (None, None) the baseline,
+    `python -m dockyard_tunnel.agent` from this machine's virtualenv."""
     with socket.socket() as s:  # a port nobody listens on: the agent retries, idle, with backoff
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "token").write_text("x" * 43)
-        proc = subprocess.Popen(
-            [str(ROOT / "hack" / "in-root"), root, "--ro-bind", f"{binary.parent}:/dockyard",
-             "--ro-bind", f"{tmp}:/run/dockyard/token", "--", f"/dockyard/{binary.name}",
-             "--server", f"ws://127.0.0.1:{port}", "--insecure", "--host-name", "footprint",
-             "--token-file", "/run/dockyard/token/token", "--log-level", "error"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        settings = ["--server", f"ws://127.0.0.1:{port}", "--insecure", "--host-name", "footprint", "--log-level",
+                    "error"]  # fmt: skip
+        if arch is None or binary is None:
+            argv = [sys.executable, "-m", "dockyard_tunnel.agent", *settings, "--token-file", f"{tmp}/token"]
+        else:
+            root = subprocess.run(
+                [str(ROOT / "hack" / "bullseye-root"), "runtime", arch], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            argv = [str(ROOT / "hack" / "in-root"), root, "--ro-bind", f"{binary.parent}:/dockyard",
+                    "--ro-bind", f"{tmp}:/run/dockyard/token", "--", f"/dockyard/{binary.name}", *settings,
+                    "--token-file", "/run/dockyard/token/token"]  # fmt: skip
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(10)
             children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
@@ -96,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         rss = f"{idle_rss_mib(arch, binary):.1f} MiB" + (" (qemu)" if arch == "arm64" else "") if args.rss else "-"
         size = binary.stat().st_size / 2**20
         print(f"| {binary.name} | {size:.1f} MiB | {major}.{minor} | {', '.join(by[:4])} | {rss} |")
+    if args.rss:
+        print(f"| baseline: `python -m dockyard_tunnel.agent` (.venv, this machine) | - | - | - | "
+              f"{idle_rss_mib(None, None):.1f} MiB |")  # fmt: skip
     return 0 if found else 1
 
 
