@@ -21,6 +21,7 @@ import structlog
 
 from dockyard_operator import __version__, tracing
 from dockyard_operator.api.common import DEFAULT_OPERATOR_CLASS, DNS_LABEL_PATTERN
+from dockyard_operator.hosts import agent_install
 from dockyard_operator.hosts.tokens import TOKEN_KEY, token_secret_name
 from dockyard_operator.informer.informing import WatchSettings
 from dockyard_operator.kube import errors as kube_errors
@@ -198,6 +199,12 @@ def _build_parser() -> argparse.ArgumentParser:
     join.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
     join.add_argument("--context", default=None)
     join.add_argument("--operator-namespace", default=_env("operator-namespace", "dockyard-system"))
+    join.add_argument(
+        "--arch",
+        choices=agent_install.ARCHES,
+        default=None,
+        help="also print how to install the agent on a host of this architecture (uname -m: x86_64, aarch64)",
+    )
     return parser
 
 
@@ -310,7 +317,10 @@ async def _host_join(args: argparse.Namespace) -> int:
     data = info.get("data") or {}
     pin = data.get("caCertHash") or ""
     trust = f"--ca-cert-hash {pin}" if pin else "--ca-file /etc/dockyard/ca.crt"
-    print(f"# Token written to {path} (mode 0600). Copy it to the Docker host as /etc/dockyard/agent.token, then run:")
+    print(f"# Token written to {path} (mode 0600). Copy it to the Docker host as /etc/dockyard/agent.token.")
+    if args.arch:
+        print("\n".join(agent_install.install_lines(args.arch)))
+    print("# Then run (or put these settings in /etc/dockyard/agent.env for the systemd unit):")
     print(
         f"dockyard-agent --server {data.get('url', 'wss://OPERATOR:8443')} --host-name {args.name} "
         f"--token-file /etc/dockyard/agent.token {trust}"

@@ -282,9 +282,21 @@ class Agent:
         return self.proc.wait(timeout=30)
 
 
-def join_tunnel_host(devenv: Any, operator: Any, name: str, labels: dict[str, str], workdir: Path) -> Agent:
+def join_tunnel_host(
+    devenv: Any,
+    operator: Any,
+    name: str,
+    labels: dict[str, str],
+    workdir: Path,
+    *,
+    arch: str | None = None,
+    command: Callable[[list[str], Path], list[str]] | None = None,
+) -> Agent:
     """Create a tunnel DockerHost of the session, `dockyard host join` it, start its agent on the private dockerd
-    (several hosts may share that daemon: each sees only its own containers)."""
+    (several hosts may share that daemon: each sees only its own containers).
+
+    `arch` is passed as `host join --arch`; `command` turns the printed agent arguments (after `dockyard-agent`)
+    and the token file into the argv to run (default: `python -m dockyard_tunnel.agent` on this machine)."""
     kubectl(devenv, "apply", "-f", "-", stdin=json.dumps(host_manifest(name, {"tunnel": {}}, labels=labels)))
     workdir.mkdir(parents=True, exist_ok=True)
     token_file = workdir / f"{name}.token"
@@ -292,7 +304,8 @@ def join_tunnel_host(devenv: Any, operator: Any, name: str, labels: dict[str, st
     def join() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "dockyard_operator", "host", "join", name, "--token-file", str(token_file),
-             "--kubeconfig", str(devenv.kubeconfig), "--operator-namespace", operator.operator_namespace],
+             "--kubeconfig", str(devenv.kubeconfig), "--operator-namespace", operator.operator_namespace,
+             *(["--arch", arch] if arch else [])],
             capture_output=True, text=True, env=devenv.env, check=False, timeout=60,
         )  # fmt: skip
 
@@ -304,11 +317,16 @@ def join_tunnel_host(devenv: Any, operator: Any, name: str, labels: dict[str, st
     assert res.returncode == 0, res.stderr
     assert token_file.stat().st_mode & 0o777 == 0o600
     token = token_file.read_text().strip()
-    command = next(line for line in res.stdout.splitlines() if line.startswith("dockyard-agent "))
+    printed = next(line for line in res.stdout.splitlines() if line.startswith("dockyard-agent "))
     assert token not in res.stdout, "the join command must never contain the token"
-    argv = shlex.split(command)
-    argv[argv.index("--token-file") + 1] = str(token_file)
-    argv = [sys.executable, "-m", "dockyard_tunnel.agent", *argv[1:], "--docker-socket", devenv.docker_host]
+    if arch:
+        assert f"install -m 0755 dockyard-agent-linux-{arch} /usr/local/bin/dockyard-agent" in res.stdout, res.stdout
+    args = shlex.split(printed)[1:]
+    if command is None:
+        args[args.index("--token-file") + 1] = str(token_file)
+        argv = [sys.executable, "-m", "dockyard_tunnel.agent", *args, "--docker-socket", devenv.docker_host]
+    else:
+        argv = command(args, token_file)
     agent = Agent(argv, devenv.env, workdir / f"{name}.agent.log")
     agent.start()
     return agent
