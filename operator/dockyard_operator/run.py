@@ -21,6 +21,8 @@ from pathlib import Path
 import structlog
 
 from dockyard_mux import Stream
+from dockyard_operator.access.publishing import publish_ca_bundle
+from dockyard_operator.access.server import AccessServer
 from dockyard_operator.api.common import LabelSelector
 from dockyard_operator.api.dockerservice import SERVICE_OWNER_LABEL
 from dockyard_operator.containers import indexing
@@ -157,6 +159,19 @@ class Operator:
             else None
         )
         self.metrics.add_host_collector(self.tunnel.stats if self.tunnel is not None else self._direct_stats)
+
+        self.access = (
+            AccessServer(
+                kube=kube,
+                settings=settings.access,
+                lookup=lambda namespace, name: self._containers.get(f"{namespace}/{name}"),
+                docker_for=self._reachable_docker,
+                dial=self._dial,
+                tunnel_host=lambda host: bool((c := self.hosts.get(host)) and c.endpoint.tunnel),
+            )
+            if settings.access.enabled
+            else None
+        )
 
         informers = SharedInformers(kube=kube, namespaces=settings.namespaces, settings=settings.watch)
         containers = informers.source(DOCKERCONTAINERS)
@@ -561,6 +576,9 @@ class Operator:
                 group.create_task(self.recorder.run())
                 self.manager.start_controllers(group)
                 log.info("caches synced; workers running", containers=len(self._containers))
+                if self.access is not None:  # after the sync: it answers from the cache
+                    await self.access.start()
+                    await publish_ca_bundle(self.kube, self.access)
                 self.started.set()
                 await asyncio.Event().wait()  # until _raise_when(stop) unwinds the group
         except* _Stopping:
@@ -568,6 +586,8 @@ class Operator:
         finally:
             self.started.clear()
             self.manager.shut_down()
+            if self.access is not None:
+                await self.access.stop()
             await self.recorder.drain(timeout=EVENT_DRAIN_TIMEOUT)
             await self.dataplane.close()
             await self.hosts.close()
