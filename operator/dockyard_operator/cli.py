@@ -225,7 +225,7 @@ def _add_access_commands(sub: Any) -> None:
     ex.add_argument("target", help="dc/NAME")
     ex.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the command")
     ex.add_argument("-t", "--tty", action="store_true", help="allocate a terminal (stdin must be one)")
-    ex.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command and its arguments")
+    ex.add_argument("argv", nargs="*", metavar="-- COMMAND", help="the command and its arguments, after --")
     common(ex)
 
     pf = sub.add_parser("port-forward", help="forward local ports to a DockerContainer (as kubectl port-forward)")
@@ -487,7 +487,15 @@ async def _rollout(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` is the command of `exec`, flags included (as kubectl exec).
+    after: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, after = argv[:split], argv[split + 1 :]
     args = parser.parse_args(argv)
+    if after and args.command != "exec":
+        parser.error(f"unexpected arguments after --: {' '.join(after)}")
     if args.command == "operator":
         configure_json_logs(level=args.log_level)
         raise_open_files_limit()  # a socket per DockerService connection
@@ -498,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_rollout(args))
     if args.command in ("logs", "exec", "port-forward", "top"):
         if args.command == "exec":
-            args.command_args = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+            args.command_args = [*args.argv, *after]
         try:
             return asyncio.run(_access(args))
         except KeyboardInterrupt:

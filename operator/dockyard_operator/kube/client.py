@@ -247,7 +247,13 @@ class KubeClient:
                 proxy=cfg.proxy, timeout=aiohttp.ClientWSTimeout(ws_close=10),
             )  # fmt: skip
         except aiohttp.WSServerHandshakeError as exc:
-            body = {"kind": "Status", "code": exc.status, "message": f"GET {path}: {exc.status} {exc.message}"}
+            reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 503: "ServiceUnavailable"}
+            body = {
+                "kind": "Status",
+                "code": exc.status,
+                "reason": reasons.get(exc.status, ""),
+                "message": f"GET {path}: {exc.status} {reasons.get(exc.status, exc.message)}",
+            }
             raise errors.from_status(exc.status, body) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.KubeConnectionError(f"GET {path}: {exc!r}") from exc
