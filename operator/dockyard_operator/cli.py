@@ -26,7 +26,7 @@ from dockyard_operator.hosts.tokens import TOKEN_KEY, token_secret_name
 from dockyard_operator.informer.informing import WatchSettings
 from dockyard_operator.kube import errors as kube_errors
 from dockyard_operator.kube.client import KubeClient
-from dockyard_operator.kube.resources import CONFIGMAPS, DOCKERHOSTS, SECRETS
+from dockyard_operator.kube.resources import CONFIGMAPS, DOCKERCONTAINERS, DOCKERHOSTS, SECRETS
 from dockyard_operator.settings import (
     AccessSettings,
     OperatorSettings,
@@ -213,7 +213,8 @@ def _add_access_commands(sub: Any) -> None:
         cmd.add_argument("--context", default=None)
 
     logs = sub.add_parser("logs", help="print a DockerContainer's log (as kubectl logs)")
-    logs.add_argument("target", help="dc/NAME")
+    logs.add_argument("target", help="dc/NAME, ddeploy/NAME or dj/NAME (a replica or attempt, as kubectl picks)")
+    logs.add_argument("--all", action="store_true", help="every container of ddeploy/dj, lines prefixed")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.add_argument("--tail", type=int, default=None, help="only the last N lines")
     logs.add_argument("--since", default=None, help="only lines newer than this duration (5s, 2m, 3h)")
@@ -222,17 +223,22 @@ def _add_access_commands(sub: Any) -> None:
     common(logs)
 
     ex = sub.add_parser("exec", help="run a command in a DockerContainer (as kubectl exec)")
-    ex.add_argument("target", help="dc/NAME")
+    ex.add_argument("target", help="dc/NAME (or ddeploy/NAME, dj/NAME: one of their containers)")
     ex.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the command")
     ex.add_argument("-t", "--tty", action="store_true", help="allocate a terminal (stdin must be one)")
     ex.add_argument("argv", nargs="*", metavar="-- COMMAND", help="the command and its arguments, after --")
     common(ex)
 
     pf = sub.add_parser("port-forward", help="forward local ports to a DockerContainer (as kubectl port-forward)")
-    pf.add_argument("target", help="dc/NAME")
+    pf.add_argument("target", help="dc/NAME (or ddeploy/NAME, dj/NAME: one of their containers)")
     pf.add_argument("ports", nargs="+", help="LOCAL:REMOTE, REMOTE, or :REMOTE")
     pf.add_argument("--address", default="127.0.0.1", help="local address to listen on (default: 127.0.0.1)")
     common(pf)
+
+    st = sub.add_parser("status", help="a DockerHost at a glance: agent, Docker, conditions, heartbeat, containers")
+    st.add_argument("target", help="dh/NAME (or NAME)")
+    st.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    st.add_argument("--context", default=None)
 
     top = sub.add_parser("top", help="CPU, memory and network of DockerContainers (as kubectl top pod)")
     top.add_argument("kind", help="dc (every DockerContainer in the namespace) or dc/NAME")
@@ -255,10 +261,10 @@ async def _access(args: argparse.Namespace) -> int:
 
     try:
         if args.command == "top":
-            name = None if args.kind.lower() in ("dc", "dockercontainers", "dockercontainer") else args.kind
-            name = commands.parse_target(name) if name else None
+            every = args.kind.lower() in ("dc", "dockercontainers", "dockercontainer")
+            kind, name = ("DockerContainer", "") if every else commands.parse_target(args.kind)
         else:
-            name = commands.parse_target(args.target)
+            kind, name = commands.parse_target(args.target)
         command = list(getattr(args, "command_args", []) or [])
         ports = [commands.parse_ports(p) for p in getattr(args, "ports", [])]
         since = _seconds(args.since) if getattr(args, "since", None) else None
@@ -272,17 +278,20 @@ async def _access(args: argparse.Namespace) -> int:
         return 1
     namespace = args.namespace
     try:
+        names = await commands.resolve(kube, namespace, kind, name) if name else []
         if args.command == "logs":
-            await commands.logs(
-                kube, namespace, name or "", follow=args.follow, tail=args.tail, since=since,
-                timestamps=args.timestamps, previous=args.previous, out=sys.stdout.buffer,
-            )  # fmt: skip
+            options = {"follow": args.follow, "tail": args.tail, "since": since, "timestamps": args.timestamps,
+                       "previous": args.previous}  # fmt: skip
+            if args.all:
+                await commands.logs_all(kube, namespace, names, out=sys.stdout.buffer, **options)
+            else:
+                await commands.logs(kube, namespace, names[0], out=sys.stdout.buffer, **options)
         elif args.command == "exec":
-            return await commands.exec_(kube, namespace, name or "", command, stdin=args.stdin, tty=args.tty)
+            return await commands.exec_(kube, namespace, names[0], command, stdin=args.stdin, tty=args.tty)
         elif args.command == "port-forward":
-            await commands.port_forward(kube, namespace, name or "", ports, address=args.address)
+            await commands.port_forward(kube, namespace, names[0], ports, address=args.address)
         else:
-            rows = await commands.top(kube, namespace, name)
+            rows = await commands.top(kube, namespace, names[0] if names else None)
             print(f"{'NAME':<32} {'HOST':<20} {'CPU(cores)':>10} {'MEMORY(bytes)':>14} {'NET-RX':>10} {'NET-TX':>10}")
             for n, host, cores, mem, rx, tx in rows:
                 print(f"{n:<32} {host:<20} {f'{cores * 1000:.0f}m':>10} {f'{mem // 2**20}Mi':>14} "
@@ -298,6 +307,39 @@ async def _access(args: argparse.Namespace) -> int:
         return 1
     finally:
         await kube.close()
+    return 0
+
+
+async def _status(args: argparse.Namespace) -> int:
+    from dockyard_operator.hosts.describing import describe
+
+    kind, sep, name = args.target.partition("/")
+    if not sep:
+        kind, name = "dh", args.target
+    if kind.lower() not in ("dh", "dockerhost", "dockerhosts") or not name:
+        print(f"error: {args.target!r}: expected dh/NAME (a DockerHost)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        kube = await KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context)
+    except kube_errors.KubeError as exc:
+        print(f"dockyard: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        host = await kube.get(DOCKERHOSTS, name)
+        try:
+            items = (await kube.list(DOCKERCONTAINERS)).get("items") or []
+            placed: list[dict[str, Any]] | None = [o for o in items if (o.get("status") or {}).get("host") == name]
+        except kube_errors.ForbiddenError:
+            placed = None
+    except kube_errors.NotFoundError:
+        print(f'Error from server (NotFound): dockerhosts.dockyard.dev "{name}" not found', file=sys.stderr)
+        return 1
+    except kube_errors.KubeError as exc:
+        print(f"dockyard: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await kube.close()
+    sys.stdout.write(describe(host, placed))
     return 0
 
 
@@ -504,6 +546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_host_join(args))
     if args.command == "rollout" and args.rollout_command:
         return asyncio.run(_rollout(args))
+    if args.command == "status":
+        return asyncio.run(_status(args))
     if args.command in ("logs", "exec", "port-forward", "top"):
         if args.command == "exec":
             args.command_args = [*args.argv, *after]

@@ -45,6 +45,7 @@ from dockyard_e2e import (
 
 from dockyard_operator.access import protocol
 from dockyard_operator.kube.client import KubeClient
+from dockyard_operator.kube.resources import DOCKERCONTAINERS
 
 pytestmark = [pytest.mark.kube, pytest.mark.docker]
 
@@ -146,6 +147,32 @@ async def test_logs_follow_gets_a_new_line_within_a_second(
             follower.stdout.close()
     assert line == b"second-7\n"
     assert elapsed < 1.0, f"the new line took {elapsed:.2f}s"
+
+
+async def test_logs_previous_after_a_drift_recreate(
+    devenv: Any, operator: Any, access_api: None, edge: str, kube: KubeClient, namespace: str
+) -> None:
+    name = f"acc-{uuid.uuid4().hex[:6]}"
+    manifest = container_manifest(name, namespace, edge, image=devenv.test_image,
+                                  command=["sh", "-c", "echo generation-$MODE; sleep 3600"],
+                                  env=[{"name": "MODE", "value": "one"}])  # fmt: skip
+    apply(devenv, manifest)
+
+    async def ready(previous: str | None = None) -> dict[str, Any] | None:
+        obj = await get_dc(kube, namespace, name)
+        cid = (obj.get("status") or {}).get("containerID")
+        return obj if cid and cid != previous and condition(obj, "Ready").get("status") == "True" else None
+
+    first = (await eventually(ready, timeout=60, what="Ready"))["status"]["containerID"]
+    res = _cli(devenv, "logs", "--previous", f"dc/{name}", "-n", namespace)
+    assert res.returncode == 1
+    assert "previous terminated container" in res.stderr
+    manifest["spec"]["env"] = [{"name": "MODE", "value": "two"}]
+    apply(devenv, manifest)
+    await eventually(lambda: ready(first), timeout=60, what="recreated after drift")
+    assert _cli(devenv, "logs", f"dc/{name}", "-n", namespace).stdout == "generation-two\n"
+    res = _cli(devenv, "logs", "-p", f"dc/{name}", "-n", namespace)
+    assert (res.returncode, res.stdout) == (0, "generation-one\n"), res.stderr
 
 
 async def test_exec_exit_codes_and_stdin_half_close(
@@ -254,6 +281,48 @@ async def test_port_forward_carries_64_mib_intact(
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def test_logs_of_a_deployment_all_replicas_top_and_host_status(
+    devenv: Any, operator: Any, access_api: None, edge: str, kube: KubeClient, namespace: str
+) -> None:
+    name = f"accd-{uuid.uuid4().hex[:6]}"
+    apply(devenv, {
+        "apiVersion": "dockyard.dev/v1alpha1", "kind": "DockerDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"image": devenv.test_image, "hostRef": {"name": edge},
+                                       "stopGracePeriodSeconds": 1,
+                                       "command": ["sh", "-c", "echo hi from $(hostname); sleep 3600"]}}},
+    })  # fmt: skip
+
+    async def replicas() -> list[str] | None:
+        items = (await kube.list(DOCKERCONTAINERS, namespace=namespace))["items"]
+        mine = [o for o in items if o["metadata"]["name"].startswith(name)]
+        ready = [o for o in mine if condition(o, "Ready").get("status") == "True"]
+        return sorted(o["metadata"]["name"] for o in ready) if len(ready) == 2 else None
+
+    names = await eventually(replicas, timeout=90, what="2 ready replicas")
+    res = _cli(devenv, "logs", f"ddeploy/{name}", "-n", namespace)
+    assert (res.returncode, res.stdout.startswith("hi from ")) == (0, True), res.stderr
+    res = _cli(devenv, "logs", "--all", f"ddeploy/{name}", "-n", namespace)
+    assert res.returncode == 0, res.stderr
+    assert sorted(line.split("]")[0] + "]" for line in res.stdout.splitlines()) == [f"[dc/{n}]" for n in names]
+    res = _cli(devenv, "top", "dc", "-n", namespace)
+    assert res.returncode == 0, res.stderr
+    rows = {line.split()[0]: line.split() for line in res.stdout.splitlines()[1:]}
+    for n in names:
+        assert rows[n][1] == edge
+        assert rows[n][3].endswith("Mi")
+    res = _cli(devenv, "status", f"dh/{edge}")
+    assert res.returncode == 0, res.stderr
+    assert "Phase:" in res.stdout
+    assert "Connected" in res.stdout
+    assert "Last heartbeat:" in res.stdout
+    for n in names:
+        assert n in res.stdout
+    kubectl(devenv, "delete", "ddeploy", name, "-n", namespace, "--timeout=60s")
 
 
 def _user_kubeconfig(devenv: Any, namespace: str, account: str, path: Path) -> Path:

@@ -22,20 +22,52 @@ from dockyard_operator.access.errors import AccessError, UsageError
 from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.resources import DOCKERCONTAINERS
 
-#: kubectl-style kinds a command accepts before the slash; only DockerContainers have logs and processes.
-_CONTAINER_KINDS = ("dc", "dockercontainer", "dockercontainers", "dockercontainers.dockyard.dev")
+#: kubectl-style kinds before the slash: a DockerContainer, or an owner whose containers are chosen from.
+_KINDS = {
+    **dict.fromkeys(("dc", "dockercontainer", "dockercontainers"), "DockerContainer"),
+    **dict.fromkeys(("ddeploy", "dockerdeployment", "dockerdeployments"), "DockerDeployment"),
+    **dict.fromkeys(("dj", "dockerjob", "dockerjobs"), "DockerJob"),
+}
 
 
-def parse_target(target: str) -> str:
-    """NAME from `dc/NAME` (or a bare NAME, as kubectl takes a bare Pod name)."""
+def parse_target(target: str) -> tuple[str, str]:
+    """(kind, NAME) from `dc/NAME`, `ddeploy/NAME`, `dj/NAME` (or a bare NAME: a DockerContainer, as kubectl
+    takes a bare Pod name)."""
     kind, sep, name = target.partition("/")
     if not sep:
         kind, name = "dc", target
-    if kind.lower() not in _CONTAINER_KINDS:
-        raise UsageError(f"{target!r}: expected dc/NAME (a DockerContainer)")
+    found = _KINDS.get(kind.lower().removesuffix(".dockyard.dev"))
+    if found is None:
+        raise UsageError(f"{target!r}: expected dc/NAME, ddeploy/NAME or dj/NAME")
     if not name:
         raise UsageError(f"{target!r}: no name after the slash")
-    return name
+    return found, name
+
+
+def _rank(obj: dict[str, Any]) -> tuple[bool, bool, str]:
+    """kubectl's choice among a controller's Pods: ready first, then running, then the newest."""
+    status = obj.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return ready, bool(status.get("containerID")), str(obj["metadata"].get("creationTimestamp") or "")
+
+
+async def resolve(kube: KubeClient, namespace: str, kind: str, name: str) -> list[str]:
+    """The DockerContainers a target means, best first: itself, or the ones its controller owns (a
+    DockerDeployment's replicas, a DockerJob's attempts)."""
+    if kind == "DockerContainer":
+        return [name]
+    items = (await kube.list(DOCKERCONTAINERS, namespace=namespace)).get("items") or []
+    owned = [
+        o
+        for o in items
+        if any(
+            r.get("controller") and r.get("kind") == kind and r.get("name") == name
+            for r in o["metadata"].get("ownerReferences") or []
+        )
+    ]
+    if not owned:
+        raise AccessError(f"{kind} {namespace}/{name} has no DockerContainers")
+    return [o["metadata"]["name"] for o in sorted(owned, key=_rank, reverse=True)]
 
 
 # -- logs ------------------------------------------------------------------------------------------------------
@@ -61,6 +93,33 @@ async def logs(
     async for chunk in kube.stream(protocol.path(namespace, name, protocol.LOG), query=query):
         out.write(chunk)
         out.flush()
+
+
+async def logs_all(kube: KubeClient, namespace: str, names: list[str], *, out: BinaryIO, **options: Any) -> None:
+    """Every container's log at once, each line prefixed with `[dc/NAME] `, interleaved as lines arrive."""
+
+    class _Prefixed:
+        def __init__(self, name: str) -> None:
+            self.prefix, self.pending = f"[dc/{name}] ".encode(), b""
+
+        def write(self, data: bytes) -> None:
+            *lines, self.pending = (self.pending + data).split(b"\n")
+            for line in lines:
+                out.write(self.prefix + line + b"\n")
+
+        def flush(self) -> None:
+            out.flush()
+
+    async def one(name: str) -> None:
+        sink = _Prefixed(name)
+        await logs(kube, namespace, name, out=sink, **options)  # type: ignore[arg-type]
+        if sink.pending:
+            out.write(sink.prefix + sink.pending + b"\n")
+            out.flush()
+
+    async with asyncio.TaskGroup() as group:
+        for name in names:
+            group.create_task(one(name))
 
 
 # -- exec ------------------------------------------------------------------------------------------------------

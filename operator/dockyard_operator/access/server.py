@@ -25,6 +25,8 @@ from dockyard_mux import Stream
 from dockyard_operator.access import authorizing, protocol
 from dockyard_operator.access.errors import AccessError
 from dockyard_operator.access.requestheader import AUTHENTICATION_CONFIGMAP, RequestHeaderConfig, authenticate
+from dockyard_operator.api import labels
+from dockyard_operator.containers import desired
 from dockyard_operator.dockerapi import errors as docker_errors
 from dockyard_operator.dockerapi.client import DockerClient, FrameReader
 from dockyard_operator.kube import errors as kube_errors
@@ -69,6 +71,7 @@ class Target:
     host: str
     container_id: str
     docker: DockerClient
+    uid: str
 
 
 class _Refused(Exception):
@@ -186,7 +189,7 @@ class AccessServer:
         docker = self._docker_for(host)
         if docker is None:
             raise _Refused(_status(503, "ServiceUnavailable", f"DockerHost {host} is not reachable"))
-        return Target(namespace, name, host, cid, docker)
+        return Target(namespace, name, host, cid, docker, str(obj["metadata"].get("uid") or ""))
 
     # -- log ---------------------------------------------------------------------------------------------------
 
@@ -233,8 +236,13 @@ class AccessServer:
         return response
 
     async def _previous(self, target: Target) -> str:
-        """The container this one replaced, if the host still has it."""
-        raise _Refused(_status(400, "BadRequest", f"previous terminated container of {target.name} not found"))
+        """The container the last recreate replaced, if the host still has it (kept stopped by the operator)."""
+        current = desired.container_name(namespace=target.namespace, name=target.name)
+        found = await target.docker.container_by_name(desired.previous_container_name(current))
+        # Ours only if it carries this object's uid: a namesake of an earlier object of the same name is not.
+        if found is None or ((found.get("Config") or {}).get("Labels") or {}).get(labels.UID) != target.uid:
+            raise _Refused(_status(400, "BadRequest", f"previous terminated container of {target.name} not found"))
+        return str(found["Id"])
 
     # -- stats (for `dockyard top`) ----------------------------------------------------------------------------
 

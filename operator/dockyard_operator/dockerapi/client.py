@@ -217,6 +217,20 @@ class DockerClient:
                 return
             raise
 
+    async def keep_stopped(self, ref: str, *, name: str) -> None:
+        """Rename a stopped container and take its restart policy away: kept for its log, never run again (with
+        `always`, dockerd would start it on its own next start)."""
+
+        async def run() -> None:
+            body = {"RestartPolicy": {"Name": "no"}}
+            async with self._docker._query(f"containers/{ref}/update", method="POST", data=json.dumps(body),
+                                           headers={"Content-Type": "application/json"}) as resp:  # fmt: skip
+                await resp.read()
+            async with self._docker._query(f"containers/{ref}/rename", method="POST", params={"name": name}) as resp:
+                await resp.read()
+
+        await self._call(f"keep {ref} as {name}", run)
+
     # -- images --------------------------------------------------------------------------------------------
 
     async def image_exists(self, image: str) -> bool:
