@@ -21,6 +21,7 @@ from pathlib import Path
 import structlog
 
 from dockyard_mux import Stream
+from dockyard_operator.access.errors import AccessError
 from dockyard_operator.access.publishing import publish_ca_bundle
 from dockyard_operator.access.server import AccessServer
 from dockyard_operator.api.common import LabelSelector
@@ -577,8 +578,14 @@ class Operator:
                 self.manager.start_controllers(group)
                 log.info("caches synced; workers running", containers=len(self._containers))
                 if self.access is not None:  # after the sync: it answers from the cache
-                    await self.access.start()
-                    await publish_ca_bundle(self.kube, self.access)
+                    try:
+                        await self.access.start()
+                    except (AccessError, OSError) as exc:
+                        # Reconciling must not stop because logs/exec cannot be served (e.g. an API server
+                        # without the aggregation layer): say so loudly and run without them.
+                        log.error("access API not served: logs, exec and port-forward are unavailable", error=str(exc))
+                    else:
+                        await publish_ca_bundle(self.kube, self.access)
                 self.started.set()
                 await asyncio.Event().wait()  # until _raise_when(stop) unwinds the group
         except* _Stopping:
