@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import ssl
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -90,8 +91,10 @@ def authenticate(
         raise AccessError("the front proxy named no user")
     groups = tuple(g for h in config.group_headers for g in headers.getall(h, []))
     extra: dict[str, list[str]] = {}
-    for key in headers:
+    for key in dict.fromkeys(k.lower() for k in headers):  # each header once, however often it is repeated
         for prefix in config.extra_prefixes:
             if key.lower().startswith(prefix.lower()):
-                extra.setdefault(key[len(prefix) :].lower(), []).extend(headers.getall(key))
+                # Keys are percent-encoded by the front proxy (a key may hold characters a header name cannot).
+                name = urllib.parse.unquote(key[len(prefix) :]).lower()
+                extra.setdefault(name, []).extend(headers.getall(key))
     return User(name=user, groups=groups, extra=extra)

@@ -37,9 +37,15 @@ def test_the_user_comes_from_headers_only_with_the_front_proxy_certificate() -> 
         ("X-Remote-Group", "devs"),
         ("X-Remote-Group", "system:authenticated"),
         ("X-Remote-Extra-Scopes", "a"),
+        ("x-remote-extra-scopes", "b"),
+        ("X-Remote-Extra-Example.com%2fteam", "x"),
     )
     user = authenticate(CONFIG, PROXY, headers)
-    assert (user.name, user.groups, user.extra) == ("alice", ("devs", "system:authenticated"), {"scopes": ["a"]})
+    assert (user.name, user.groups, user.extra) == (
+        "alice",
+        ("devs", "system:authenticated"),
+        {"scopes": ["a"], "example.com/team": ["x"]},
+    )
     with pytest.raises(AccessError, match="no front-proxy client certificate"):
         authenticate(CONFIG, None, headers)
     other = {"subject": ((("commonName", "mallory"),),)}
