@@ -44,7 +44,7 @@ def test_the_user_comes_from_headers_only_with_the_front_proxy_certificate() -> 
     assert (user.name, user.groups, user.extra) == (
         "alice",
         ("devs", "system:authenticated"),
-        {"scopes": ["a"], "example.com/team": ["x"]},
+        {"scopes": ["a", "b"], "example.com/team": ["x"]},
     )
     with pytest.raises(AccessError, match="no front-proxy client certificate"):
         authenticate(CONFIG, None, headers)
