@@ -283,6 +283,8 @@ def ensure_pki(pki: Path) -> None:
         _sign(pki, name, subject, "extendedKeyUsage=clientAuth")
     devenv._openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(pki / "sa.key"))
     devenv._openssl("pkey", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
+    # The aggregation layer (the access API behind an APIService): a front-proxy CA and client, as kubeadm makes.
+    devenv.ensure_front_proxy_pki(pki)
     for leftover in [*pki.glob("*.csr"), *pki.glob("*.ext"), *pki.glob("*.srl")]:
         leftover.unlink()
     # Component kubeconfigs, with the paths they have inside the node.

@@ -293,9 +293,38 @@ CLIENT_CERTS = {
 }
 
 
+#: The aggregator's client certificate (kube-apiserver --proxy-client-cert-file), from its own CA: an aggregated
+#: API server (the operator's subresources.dockyard.dev) trusts request headers only from a certificate of that CA,
+#: which no user certificate can be.
+FRONT_PROXY_CN = "front-proxy-client"
+
+
+def ensure_front_proxy_pki(pki: Path) -> None:
+    if (pki / "front-proxy-client.crt").exists():
+        return
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+        "-keyout", str(pki / "front-proxy-ca.key"), "-out", str(pki / "front-proxy-ca.crt"),
+        "-days", "3650", "-subj", "/CN=dockyard-dev-front-proxy-ca",
+    )  # fmt: skip
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "front-proxy-client.key"),
+        "-out", str(pki / "front-proxy-client.csr"), "-subj", f"/CN={FRONT_PROXY_CN}",
+    )  # fmt: skip
+    (pki / "front-proxy-client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    _openssl(
+        "x509", "-req", "-in", str(pki / "front-proxy-client.csr"), "-CA", str(pki / "front-proxy-ca.crt"),
+        "-CAkey", str(pki / "front-proxy-ca.key"), "-CAcreateserial", "-out", str(pki / "front-proxy-client.crt"),
+        "-days", "3650", "-extfile", str(pki / "front-proxy-client.ext"),
+    )  # fmt: skip
+    for key in pki.glob("*.key"):
+        os.chmod(key, 0o600)
+
+
 def ensure_pki(pki: Path) -> None:
     """CA, apiserver serving cert, client certs (admin, controller manager) and the service-account key pair."""
     if all((pki / f"{name}.crt").exists() for name in CLIENT_CERTS):
+        ensure_front_proxy_pki(pki)
         return
     pki.mkdir(parents=True, exist_ok=True)
     os.chmod(pki, 0o700)
@@ -368,6 +397,7 @@ def ensure_pki(pki: Path) -> None:
         _openssl("pkey", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
     for key in pki.glob("*.key"):
         os.chmod(key, 0o600)
+    ensure_front_proxy_pki(pki)
 
 
 # ----------------------------------------------------------------------------------------------- kubernetes
@@ -450,11 +480,21 @@ def ensure_etcd(dev: Path, state: dict[str, object]) -> None:
     _wait("etcd", lambda: _etcd_healthy(port), timeout=30, log=dev / "logs" / "etcd.log")
 
 
+#: Bumped when the apiserver's flags change: a running apiserver started with other flags is restarted.
+APISERVER_FLAGS_VERSION = 2
+
+
 def ensure_apiserver(dev: Path, state: dict[str, object]) -> None:
     pki = dev / "pki"
     pidfile = dev / "kube-apiserver.pid"
     port = state.get("kube_port")
-    if _read_pid(pidfile) and isinstance(port, int) and state.get("kube_etcd_port") == state["etcd_port"]:
+    same_flags = state.get("kube_flags_version") == APISERVER_FLAGS_VERSION
+    if (
+        _read_pid(pidfile)
+        and isinstance(port, int)
+        and state.get("kube_etcd_port") == state["etcd_port"]
+        and same_flags
+    ):
         with contextlib.suppress(Exception):
             if _kube_ready(port, pki):
                 return
@@ -478,6 +518,17 @@ def ensure_apiserver(dev: Path, state: dict[str, object]) -> None:
             "--api-audiences=https://kubernetes.default.svc.cluster.local",
             # RBAC only: permissions are tested for real; the admin credential is in system:masters.
             "--authorization-mode=RBAC",
+            # The aggregation layer (APIService subresources.dockyard.dev: logs, exec, port-forward): the
+            # aggregator proxies with its own client certificate and names the user in these headers; with no
+            # kube-proxy here it dials the Service's endpoint addresses itself.
+            f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CN}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+            "--enable-aggregator-routing=true",
             "--service-cluster-ip-range=10.96.0.0/16",
             "--allow-privileged=false",
             "--profiling=false",
@@ -488,6 +539,7 @@ def ensure_apiserver(dev: Path, state: dict[str, object]) -> None:
     )
     state["kube_port"] = port
     state["kube_etcd_port"] = state["etcd_port"]
+    state["kube_flags_version"] = APISERVER_FLAGS_VERSION
     _wait("kube-apiserver", lambda: _kube_ready(port, pki), timeout=90, log=dev / "logs" / "kube-apiserver.log")
 
 

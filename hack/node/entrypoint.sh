@@ -74,6 +74,11 @@ start kube-apiserver kube-apiserver --etcd-servers=http://127.0.0.1:2379 \
   --service-account-key-file=$k/sa.pub --service-account-signing-key-file=$k/sa.key \
   --api-audiences=https://kubernetes.default.svc.cluster.local \
   --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+  --requestheader-client-ca-file=$k/front-proxy-ca.crt --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file=$k/front-proxy-client.crt --proxy-client-key-file=$k/front-proxy-client.key \
+  --enable-aggregator-routing=true \
   --service-cluster-ip-range=10.96.0.0/16 --service-node-port-range=30000-32767 \
   --allow-privileged=false --profiling=false --v=1
 wait_for kube-apiserver 90 curl -sfk --cacert $k/ca.crt --cert $k/admin.crt --key $k/admin.key https://127.0.0.1:6443/readyz

@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -26,8 +27,9 @@ from dockyard_operator.hosts.tokens import TOKEN_KEY, token_secret_name
 from dockyard_operator.informer.informing import WatchSettings
 from dockyard_operator.kube import errors as kube_errors
 from dockyard_operator.kube.client import KubeClient
-from dockyard_operator.kube.resources import CONFIGMAPS, DOCKERHOSTS, SECRETS
+from dockyard_operator.kube.resources import CONFIGMAPS, DOCKERCONTAINERS, DOCKERHOSTS, SECRETS
 from dockyard_operator.settings import (
+    AccessSettings,
     OperatorSettings,
     ReconcileSettings,
     ServiceSettings,
@@ -166,6 +168,17 @@ def _build_parser() -> argparse.ArgumentParser:
         default=_env("container-stats-interval", "30"),
         help="seconds between two requests for each host's container stats, one per host (default: 30; 0: off)",
     )
+    op.add_argument(
+        "--access-address",
+        default=_env("access-address", ""),
+        help="host:port of the access API for logs/exec/port-forward, reached through kube-apiserver's "
+        "aggregator (default: not served; the Deployment sets $(POD_IP):8444)",
+    )
+    op.add_argument(
+        "--access-tls-dir",
+        default=_env("access-tls-dir"),
+        help="directory for the access API's self-signed CA and serving certificate (created if missing)",
+    )
     op.add_argument("--log-level", choices=LEVEL_NAMES, default=_env("log-level", "info"))
 
     rollout = sub.add_parser("rollout", help="manage the rollout of a DockerDeployment (as kubectl rollout)")
@@ -191,6 +204,8 @@ def _build_parser() -> argparse.ArgumentParser:
         if verb == "undo":
             cmd.add_argument("--to-revision", type=int, default=None, help="the revision to go back to")
 
+    _add_access_commands(sub)
+
     host = sub.add_parser("host", help="DockerHost helpers")
     host_sub = host.add_subparsers(dest="host_command", metavar="HOSTCOMMAND")
     join = host_sub.add_parser("join", help="write the agent token to a file and print the agent command")
@@ -206,6 +221,152 @@ def _build_parser() -> argparse.ArgumentParser:
         help="also print how to install the agent on a host of this architecture (uname -m: x86_64, aarch64)",
     )
     return parser
+
+
+def _add_access_commands(sub: Any) -> None:
+    """logs, exec, port-forward, top: through kube-apiserver with the caller's own credentials and RBAC."""
+
+    def common(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("-n", "--namespace", default="default", help="namespace (default: default)")
+        cmd.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+        cmd.add_argument("--context", default=None)
+
+    logs = sub.add_parser("logs", help="print a DockerContainer's log (as kubectl logs)")
+    logs.add_argument("target", help="dc/NAME, ddeploy/NAME or dj/NAME (a replica or attempt, as kubectl picks)")
+    logs.add_argument("--all", action="store_true", help="every container of ddeploy/dj, lines prefixed")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("--tail", type=int, default=None, help="only the last N lines")
+    logs.add_argument("--since", default=None, help="only lines newer than this duration (5s, 2m, 3h)")
+    logs.add_argument("--timestamps", action="store_true", help="prefix each line with its RFC3339 time")
+    logs.add_argument("-p", "--previous", action="store_true", help="the container before the last recreate")
+    common(logs)
+
+    ex = sub.add_parser("exec", help="run a command in a DockerContainer (as kubectl exec)")
+    ex.add_argument("target", help="dc/NAME (or ddeploy/NAME, dj/NAME: one of their containers)")
+    ex.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the command")
+    ex.add_argument("-t", "--tty", action="store_true", help="allocate a terminal (stdin must be one)")
+    ex.add_argument("argv", nargs="*", metavar="-- COMMAND", help="the command and its arguments, after --")
+    common(ex)
+
+    pf = sub.add_parser("port-forward", help="forward local ports to a DockerContainer (as kubectl port-forward)")
+    pf.add_argument("target", help="dc/NAME (or ddeploy/NAME, dj/NAME: one of their containers)")
+    pf.add_argument("ports", nargs="+", help="LOCAL:REMOTE, REMOTE, or :REMOTE")
+    pf.add_argument("--address", default="127.0.0.1", help="local address to listen on (default: 127.0.0.1)")
+    common(pf)
+
+    st = sub.add_parser("status", help="a DockerHost at a glance: agent, Docker, conditions, heartbeat, containers")
+    st.add_argument("target", help="dh/NAME (or NAME)")
+    st.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    st.add_argument("--context", default=None)
+
+    top = sub.add_parser("top", help="CPU, memory and network of DockerContainers (as kubectl top pod)")
+    top.add_argument("kind", help="dc (every DockerContainer in the namespace) or dc/NAME")
+    common(top)
+
+
+_DURATION = re.compile(r"^(\d+)([smh])$")
+
+
+def _seconds(value: str) -> int:
+    match = _DURATION.match(value)
+    if not match:
+        raise SystemExit(f"dockyard: error: --since must be a duration like 30s, 5m or 2h, not {value!r}")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+async def _access(args: argparse.Namespace) -> int:
+    from dockyard_operator.access import commands  # imported late: `dockyard --help` stays fast
+    from dockyard_operator.access.errors import AccessError, UsageError
+
+    try:
+        if args.command == "top":
+            every = args.kind.lower() in ("dc", "dockercontainers", "dockercontainer")
+            kind, name = ("DockerContainer", "") if every else commands.parse_target(args.kind)
+        else:
+            kind, name = commands.parse_target(args.target)
+        command = list(getattr(args, "command_args", []) or [])
+        ports = [commands.parse_ports(p) for p in getattr(args, "ports", [])]
+        since = _seconds(args.since) if getattr(args, "since", None) else None
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        kube = await KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context)
+    except kube_errors.KubeError as exc:
+        print(f"dockyard: error: {exc}", file=sys.stderr)
+        return 1
+    namespace = args.namespace
+    try:
+        names = await commands.resolve(kube, namespace, kind, name) if name else []
+        if args.command == "logs":
+            options = {"follow": args.follow, "tail": args.tail, "since": since, "timestamps": args.timestamps,
+                       "previous": args.previous}  # fmt: skip
+            if args.all:
+                await commands.logs_all(kube, namespace, names, out=sys.stdout.buffer, **options)
+            else:
+                await commands.logs(kube, namespace, names[0], out=sys.stdout.buffer, **options)
+        elif args.command == "exec":
+            return await commands.exec_(kube, namespace, names[0], command, stdin=args.stdin, tty=args.tty)
+        elif args.command == "port-forward":
+            await commands.port_forward(kube, namespace, names[0], ports, address=args.address)
+        else:
+            rows = await commands.top(kube, namespace, names[0] if names else None)
+            print(f"{'NAME':<32} {'HOST':<20} {'CPU(cores)':>10} {'MEMORY(bytes)':>14} {'NET-RX':>10} {'NET-TX':>10}")
+            for n, host, cores, mem, rx, tx in rows:
+                print(f"{n:<32} {host:<20} {f'{cores * 1000:.0f}m':>10} {f'{mem // 2**20}Mi':>14} "
+                      f"{_bytes(rx):>10} {_bytes(tx):>10}")  # fmt: skip
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except kube_errors.APIError as exc:
+        print(f"Error from server ({exc.reason or exc.status}): {exc.message}", file=sys.stderr)
+        return 1
+    except (kube_errors.KubeError, AccessError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await kube.close()
+    return 0
+
+
+async def _status(args: argparse.Namespace) -> int:
+    from dockyard_operator.hosts.describing import describe
+
+    kind, sep, name = args.target.partition("/")
+    if not sep:
+        kind, name = "dh", args.target
+    if kind.lower() not in ("dh", "dockerhost", "dockerhosts") or not name:
+        print(f"error: {args.target!r}: expected dh/NAME (a DockerHost)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        kube = await KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context)
+    except kube_errors.KubeError as exc:
+        print(f"dockyard: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        host = await kube.get(DOCKERHOSTS, name)
+        try:
+            items = (await kube.list(DOCKERCONTAINERS)).get("items") or []
+            placed: list[dict[str, Any]] | None = [o for o in items if (o.get("status") or {}).get("host") == name]
+        except kube_errors.ForbiddenError:
+            placed = None
+    except kube_errors.NotFoundError:
+        print(f'Error from server (NotFound): dockerhosts.dockyard.dev "{name}" not found', file=sys.stderr)
+        return 1
+    except kube_errors.KubeError as exc:
+        print(f"dockyard: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await kube.close()
+    sys.stdout.write(describe(host, placed))
+    return 0
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return f"{n}B"
 
 
 def _split_address(value: str, flag: str) -> tuple[str, int]:
@@ -246,9 +407,23 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
             ),
             services=ServiceSettings(address=args.service_address),
             stats=StatsSettings(interval=args.container_stats_interval),
+            access=_access_settings(args),
         )
     except ValueError as exc:
         raise SystemExit(f"dockyard: error: {exc}") from None
+
+
+def _access_settings(args: argparse.Namespace) -> AccessSettings:
+    if not args.access_address:
+        return AccessSettings()
+    host, port = _split_address(args.access_address, "--access-address")
+    return AccessSettings(
+        listen_host=host,
+        listen_port=port,
+        tls_dir=Path(args.access_tls_dir) if args.access_tls_dir else None,
+        # The aggregator verifies the name of the Service it was given, in the operator's namespace.
+        server_names=(f"dockyard-access.{args.operator_namespace}.svc", "localhost", "127.0.0.1"),
+    )
 
 
 async def _run_operator(args: argparse.Namespace) -> int:
@@ -381,7 +556,15 @@ async def _rollout(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` is the command of `exec`, flags included (as kubectl exec).
+    after: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, after = argv[:split], argv[split + 1 :]
     args = parser.parse_args(argv)
+    if after and args.command != "exec":
+        parser.error(f"unexpected arguments after --: {' '.join(after)}")
     if args.command == "operator":
         configure_json_logs(level=args.log_level, extra_processors=[tracing.add_trace_ids])
         raise_open_files_limit()  # a socket per DockerService connection
@@ -390,6 +573,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_host_join(args))
     if args.command == "rollout" and args.rollout_command:
         return asyncio.run(_rollout(args))
+    if args.command == "status":
+        return asyncio.run(_status(args))
+    if args.command in ("logs", "exec", "port-forward", "top"):
+        if args.command == "exec":
+            args.command_args = [*args.argv, *after]
+        try:
+            return asyncio.run(_access(args))
+        except KeyboardInterrupt:
+            return 130
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

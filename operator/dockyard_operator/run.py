@@ -22,6 +22,9 @@ from pathlib import Path
 import structlog
 
 from dockyard_mux import Stream
+from dockyard_operator.access.errors import AccessError
+from dockyard_operator.access.publishing import publish_ca_bundle
+from dockyard_operator.access.server import AccessServer
 from dockyard_operator.api.common import LabelSelector
 from dockyard_operator.api.dockerservice import SERVICE_OWNER_LABEL
 from dockyard_operator.containers import indexing
@@ -168,6 +171,19 @@ class Operator:
             registry=lambda: self.tunnel.server.registry if self.tunnel and self.tunnel.server else None,
             settings=settings.stats,
             on_poll=self.metrics.observe_stats_poll,
+        )
+
+        self.access = (
+            AccessServer(
+                kube=kube,
+                settings=settings.access,
+                lookup=lambda namespace, name: self._containers.get(f"{namespace}/{name}"),
+                docker_for=self._reachable_docker,
+                dial=self._dial,
+                tunnel_host=lambda host: bool((c := self.hosts.get(host)) and c.endpoint.tunnel),
+            )
+            if settings.access.enabled
+            else None
         )
 
         informers = SharedInformers(kube=kube, namespaces=settings.namespaces, settings=settings.watch)
@@ -626,6 +642,15 @@ class Operator:
                 self.manager.start_controllers(group)
                 group.create_task(self.stats.run())  # leader only, like the controllers
                 log.info("caches synced; workers running", containers=len(self._containers))
+                if self.access is not None:  # after the sync: it answers from the cache
+                    try:
+                        await self.access.start()
+                    except (AccessError, OSError) as exc:
+                        # Reconciling must not stop because logs/exec cannot be served (e.g. an API server
+                        # without the aggregation layer): say so loudly and run without them.
+                        log.error("access API not served: logs, exec and port-forward are unavailable", error=str(exc))
+                    else:
+                        await publish_ca_bundle(self.kube, self.access)
                 self.started.set()
                 await asyncio.Event().wait()  # until _raise_when(stop) unwinds the group
         except* _Stopping:
@@ -633,6 +658,8 @@ class Operator:
         finally:
             self.started.clear()
             self.manager.shut_down()
+            if self.access is not None:
+                await self.access.stop()
             await self.recorder.drain(timeout=EVENT_DRAIN_TIMEOUT)
             await self.dataplane.close()
             await self.hosts.close()

@@ -129,6 +129,27 @@ class StatsSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AccessSettings:
+    listen_host: str = ""
+    """Address the access API (`subresources.dockyard.dev`: logs, exec, port-forward, stats) binds. Empty: not
+    served. The Deployment sets $POD_IP; kube-apiserver reaches it through the APIService's Service."""
+
+    listen_port: int = 8444
+    """Port of the access API (the Service `dockyard-access` targets it)."""
+
+    tls_dir: Path | None = None
+    """Directory for the access API's self-signed CA and serving certificate (default: a private temp dir).
+    The APIService carries that CA as its caBundle; the leader writes it there when it starts serving."""
+
+    server_names: tuple[str, ...] = ("dockyard-access.dockyard-system.svc", "localhost", "127.0.0.1")
+    """Names in the serving certificate: the aggregator verifies the Service's DNS name."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen_host)
+
+
+@dataclasses.dataclass(frozen=True)
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()
     """Namespaces whose DockerContainers are watched; empty means all namespaces."""
@@ -162,3 +183,4 @@ class OperatorSettings:
     tunnel: TunnelSettings = dataclasses.field(default_factory=TunnelSettings)
     services: ServiceSettings = dataclasses.field(default_factory=ServiceSettings)
     stats: StatsSettings = dataclasses.field(default_factory=StatsSettings)
+    access: AccessSettings = dataclasses.field(default_factory=AccessSettings)

@@ -111,7 +111,9 @@ async def test_changed_env_recreates_and_names_the_drift(
     assert "MODE=two" in info["Config"]["Env"]
     notes = [e.get("note", "") for e in await events_for(kube, namespace, name) if e["reason"] == "Recreated"]
     assert any("env" in n for n in notes), notes
-    assert len(await _containers(docker, obj["metadata"]["uid"])) == 1
+    # The replaced container is kept, stopped and renamed, for `dockyard logs --previous` (one at most).
+    states = sorted((c["Names"][0], c["State"]) for c in await _containers(docker, obj["metadata"]["uid"]))
+    assert states == [(f"/{namespace}_{name}", "running"), (f"/{namespace}_{name}_previous", "exited")]
 
 
 async def test_report_policy_marks_drift_and_leaves_the_container_alone(

@@ -69,4 +69,5 @@ def test_one_distribution_with_both_console_scripts() -> None:
     assert scripts == {
         "dockyard": "dockyard_operator.cli:main",
         "dockyard-agent": "dockyard_tunnel.agent.cli:main",
+        "kubectl-dockyard": "dockyard_operator.cli:main",  # the kubectl plugin (kubectl dockyard ...)
     }

@@ -184,6 +184,7 @@ class OperatorProcess:
         self.workdir = workdir
         self.metrics_port = _free_port()
         self.tunnel_port = _free_port()
+        self.access_port = _free_port()
         self.log = workdir / "operator.log"
         self.identity = f"e2e-{uuid.uuid4().hex[:6]}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -201,6 +202,8 @@ class OperatorProcess:
             "--tunnel-address", f"127.0.0.1:{self.tunnel_port}",
             "--tunnel-tls-dir", str(self.workdir / "tunnel-tls"),
             "--service-address", self.devenv.bridge_gateway,
+            "--access-address", f"{self.devenv.bridge_gateway}:{self.access_port}",
+            "--access-tls-dir", str(self.workdir / "access-tls"),
             "--resync-period", "30",
             # Container stats every 2 s, not 30: tests read /metrics within seconds of a change.
             "--container-stats-interval", "2",

@@ -78,7 +78,7 @@ class FakeDocker:
         for cid, c in self.containers.items():
             if all(c["Config"]["Labels"].get(k) == v for k, v in labels.items()):
                 out.append({"Id": cid, "Created": c["_created"], "Labels": dict(c["Config"]["Labels"]),
-                            "State": c["State"]["Status"]})  # fmt: skip
+                            "State": c["State"]["Status"], "Names": [c["Name"]]})  # fmt: skip
         return out
 
     def _find(self, ref: str) -> str:
@@ -125,7 +125,16 @@ class FakeDocker:
 
     async def remove(self, ref: str, *, force: bool = True) -> None:
         self._call("remove", ref)
-        self.containers.pop(ref, None)
+        try:
+            self.containers.pop(self._find(ref), None)
+        except docker_errors.DockerNotFoundError:
+            return
+
+    async def keep_stopped(self, ref: str, *, name: str) -> None:
+        self._call("keep_stopped", ref)
+        container = self.containers[self._find(ref)]
+        container["Name"] = "/" + name
+        container["HostConfig"] = {**(container.get("HostConfig") or {}), "RestartPolicy": {"Name": "no"}}
 
     async def image_exists(self, image: str) -> bool:
         self._call("image_exists", image)

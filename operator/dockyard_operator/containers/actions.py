@@ -19,6 +19,9 @@ class RemoveContainer:
     running: bool
     grace_seconds: int
     why: str
+    keep_as_previous: bool = False
+    """Keep it, stopped, as the one previous container (`dockyard logs --previous`), replacing the last one: the
+    kubelet keeps a Pod's last dead container for `kubectl logs --previous` the same way."""
 
 
 @dataclass(frozen=True)

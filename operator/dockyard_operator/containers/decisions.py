@@ -360,7 +360,9 @@ def _existing(
             b.memory = b.memory.with_(recreate_for=drifted)
             actions: list[Action] = [
                 EnsureImage(want.image, spec.effective_image_pull_policy),
-                RemoveContainer(s.host, current.id, seen.running, grace, "drift in " + ", ".join(drifted)),
+                RemoveContainer(
+                    s.host, current.id, seen.running, grace, "drift in " + ", ".join(drifted), keep_as_previous=True
+                ),
             ]
             return b.plan(ContainerPhase(s.status.phase or ContainerPhase.RUNNING), _reason(s), actions=actions)
         since = (s.status.drift.since if s.status.drift is not None else None) or s.now

@@ -121,6 +121,17 @@ def container_name(*, namespace: str, name: str) -> str:
     return f"{namespace}_{name}"
 
 
+def previous_container_name(current: str) -> str:
+    """The Docker name of the container kept after a recreate: ``<namespace>_<name>_previous``. A second ``_``
+    never occurs in a current container's name, so the two can never be confused."""
+    return f"{current}_previous"
+
+
+def is_previous(listed_names: list[str]) -> bool:
+    """Whether a listed container (Docker's ``Names``, with a leading ``/``) is a kept previous container."""
+    return any(n.lstrip("/").count("_") >= 2 and n.endswith("_previous") for n in listed_names)
+
+
 def referenced_secrets(spec: DockerContainerSpec) -> set[str]:
     """Names of all Secrets the spec references: env valueFrom, envFrom, volumes and imagePullSecrets."""
     names = {ref.name for ref in spec.image_pull_secrets}

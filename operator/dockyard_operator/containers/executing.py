@@ -14,6 +14,7 @@ from typing import Any
 
 from dockyard_operator.api import labels
 from dockyard_operator.api.dockercontainer import DockerContainerSpec, EventReason, PullPolicy
+from dockyard_operator.containers import desired as desired_mod
 from dockyard_operator.containers import pulling
 from dockyard_operator.containers.actions import (
     Action,
@@ -101,6 +102,11 @@ class Executor:
         docker = self._docker(action.host)
         if action.running:
             await docker.stop(action.container_id, grace_seconds=action.grace_seconds)
+        if action.keep_as_previous and self._desired is not None:
+            previous = desired_mod.previous_container_name(self._desired.container_name)
+            await docker.remove(previous)  # only one is kept
+            await docker.keep_stopped(action.container_id, name=previous)
+            return
         await docker.remove(action.container_id)
 
     async def _ensure_image(self, docker: DockerClient, action: EnsureImage) -> None:

@@ -428,7 +428,9 @@ class ContainerReconciler:
     async def _look(
         self, docker: DockerClient, uid: str, want: desired.DesiredContainer | None
     ) -> tuple[tuple[Found, ...], JSON | None]:
-        found = tuple(Found.from_list(item) for item in await copies(docker, uid))
+        # The kept previous container (logs --previous) is neither the one to keep nor a duplicate to remove.
+        listed = [c for c in await copies(docker, uid) if not desired.is_previous(list(c.get("Names") or []))]
+        found = tuple(Found.from_list(item) for item in listed)
         current, _ = decisions.keeper(found, want.spec_hash if want is not None else None)
         if current is None:
             return found, None

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import struct
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aiodocker
@@ -65,6 +67,9 @@ class DockerClient:
         self.on_call: Callable[[str, str], None] | None = None
         self.host = host
         self._timeout = call_timeout
+        #: Where raw (hijacked) connections go: the unix socket path, or (host, port) with TLS when given.
+        self._raw_target: tuple[str, int] | str | None = None
+        self._raw_ssl: ssl.SSLContext | None = None
 
     @classmethod
     def open(
@@ -78,8 +83,16 @@ class DockerClient:
             scheme = "https" if ssl_context is not None else "http"
             connector = aiohttp.TCPConnector(ssl=ssl_context if ssl_context is not None else False)
             url = f"{scheme}://{url.removeprefix('tcp://')}"
+        raw: tuple[str, int] | str | None = None
+        if isinstance(connector, aiohttp.UnixConnector):
+            raw = connector.path
+        elif url.startswith(("http://", "https://")):
+            parsed = urllib.parse.urlsplit(url)
+            raw = (parsed.hostname or "localhost", parsed.port or (2376 if ssl_context else 2375))
         docker = aiodocker.Docker(url=url, connector=connector, api_version=API_VERSION)
-        return cls(docker, host=host, call_timeout=call_timeout, connector=connector)
+        client = cls(docker, host=host, call_timeout=call_timeout, connector=connector)
+        client._raw_target, client._raw_ssl = raw, ssl_context
+        return client
 
     async def close(self) -> None:
         # aiodocker re-raises an events-task failure from close() (library-notes §3); closing must not fail.
@@ -207,6 +220,20 @@ class DockerClient:
                 return
             raise
 
+    async def keep_stopped(self, ref: str, *, name: str) -> None:
+        """Rename a stopped container and take its restart policy away: kept for its log, never run again (with
+        `always`, dockerd would start it on its own next start)."""
+
+        async def run() -> None:
+            body = {"RestartPolicy": {"Name": "no"}}
+            async with self._docker._query(f"containers/{ref}/update", method="POST", data=json.dumps(body),
+                                           headers={"Content-Type": "application/json"}) as resp:  # fmt: skip
+                await resp.read()
+            async with self._docker._query(f"containers/{ref}/rename", method="POST", params={"name": name}) as resp:
+                await resp.read()
+
+        await self._call(f"keep {ref} as {name}", run)
+
     # -- images --------------------------------------------------------------------------------------------
 
     async def image_exists(self, image: str) -> bool:
@@ -246,3 +273,138 @@ class DockerClient:
                         yield json.loads(line)
         except (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _translate(exc, f"{self.host}: events") from exc
+
+    # -- streams for the access API (logs, exec) -----------------------------------------------------------
+
+    async def log_stream(
+        self,
+        ref: str,
+        *,
+        follow: bool,
+        tail: int | None = None,
+        since: int | None = None,
+        timestamps: bool = False,
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """Yield (stream, data) chunks of a container's log, 1 = stdout, 2 = stderr, until it ends (with `follow`:
+        until the container stops or the caller stops iterating)."""
+        info = await self.inspect(ref)
+        tty = bool((info.get("Config") or {}).get("Tty"))
+        params = {
+            "stdout": "1",
+            "stderr": "1",
+            "follow": "1" if follow else "0",
+            "timestamps": "1" if timestamps else "0",
+            "tail": "all" if tail is None else str(tail),
+        }
+        if since is not None:
+            params["since"] = str(since)
+        if self.on_call is not None:
+            self.on_call(self.host, "logs")
+        forever = aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=10)
+        try:
+            async with self._docker._query(f"containers/{ref}/logs", params=params, timeout=forever) as response:
+                if tty:  # a TTY has one stream, not framed
+                    async for chunk in response.content.iter_any():
+                        yield 1, chunk
+                    return
+                frames = FrameReader()
+                async for chunk in response.content.iter_any():
+                    for item in frames.feed(chunk):
+                        yield item
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _translate(exc, f"{self.host}: logs {ref}") from exc
+
+    async def exec_create(self, ref: str, *, command: Sequence[str], stdin: bool, tty: bool) -> str:
+        body = {
+            "AttachStdin": stdin,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "Tty": tty,
+            "Cmd": list(command),
+        }
+
+        async def run() -> str:
+            data = await self._docker._query_json(f"containers/{ref}/exec", method="POST", data=body)
+            return str(data["Id"])
+
+        return await self._call(f"exec in {ref}", run)
+
+    async def exec_start(self, exec_id: str, *, tty: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Start an exec and take over its connection (Docker's hijack): the raw stream of the process, framed
+        stdout/stderr unless `tty`. Closing the writer's write side closes the process's stdin."""
+        body = json.dumps({"Detach": False, "Tty": tty}).encode()
+        head = (
+            f"POST /{API_VERSION}/exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\n"
+            "Content-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        if self.on_call is not None:
+            self.on_call(self.host, "exec")
+        try:
+            async with asyncio.timeout(self._timeout):
+                reader, writer = await self._open_raw()
+                writer.write(head + body)
+                await writer.drain()
+                status_line = await reader.readline()
+                headers = await reader.readuntil(b"\r\n\r\n") if status_line else b""
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            raise errors.DockerUnavailableError(f"{self.host}: exec start {exec_id}: {exc!r}") from exc
+        parts = status_line.decode(errors="replace").split(" ", 2)
+        code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 502
+        if code not in (101, 200):
+            message = headers.decode(errors="replace")
+            with contextlib.suppress(Exception):
+                message = (await asyncio.wait_for(reader.read(4096), 2)).decode(errors="replace")
+            writer.close()
+            raise (errors.DockerNotFoundError if code == 404 else errors.DockerAPIError)(code, message.strip())
+        return reader, writer
+
+    async def _open_raw(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        target = self._raw_target
+        if isinstance(target, str):
+            return await asyncio.open_unix_connection(target, limit=2**20)
+        if target is None:
+            raise OSError("no raw connection for this Docker URL")
+        return await asyncio.open_connection(target[0], target[1], ssl=self._raw_ssl, limit=2**20)
+
+    async def exec_resize(self, exec_id: str, *, width: int, height: int) -> None:
+        async def run() -> None:
+            params = {"h": str(height), "w": str(width)}
+            async with self._docker._query(f"exec/{exec_id}/resize", method="POST", params=params) as resp:
+                await resp.read()
+
+        await self._call(f"resize exec {exec_id}", run)
+
+    async def exec_inspect(self, exec_id: str) -> JSON:
+        async def run() -> JSON:
+            return dict(await self._docker._query_json(f"exec/{exec_id}/json"))
+
+        return await self._call(f"inspect exec {exec_id}", run)
+
+    async def stats(self, ref: str) -> JSON:
+        """One sample of a container's resource use (`docker stats --no-stream`)."""
+
+        async def run() -> JSON:
+            params = {"stream": "0"}
+            return dict(await self._docker._query_json(f"containers/{ref}/stats", params=params))
+
+        return await self._call(f"stats {ref}", run)
+
+
+class FrameReader:
+    """Docker's multiplexed stream (no TTY): 8-byte headers [stream, 0, 0, 0, size (big-endian u32)] + data."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self._buffer += data
+        out: list[tuple[int, bytes]] = []
+        while len(self._buffer) >= 8:
+            stream = self._buffer[0]
+            (size,) = struct.unpack(">I", self._buffer[4:8])
+            if len(self._buffer) < 8 + size:
+                break
+            out.append((stream, bytes(self._buffer[8 : 8 + size])))
+            del self._buffer[: 8 + size]
+        return out

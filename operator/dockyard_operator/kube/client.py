@@ -237,6 +237,47 @@ class KubeClient:
             raise errors.KubeError(f"{method} {path}: expected a JSON object, got {type(data).__name__}")
         return data
 
+    async def stream(self, path: str, *, query: Mapping[str, str | int | bool] | None = None) -> AsyncIterator[bytes]:
+        """GET a streaming body (a followed log): chunks as they arrive, until the server ends it."""
+        forever = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
+        resp = await self._send("GET", path, query=query, accept="*/*", request_timeout=forever)
+        try:
+            async for chunk in resp.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, OSError) as exc:
+            raise errors.KubeConnectionError(f"GET {path}: {exc!r}") from exc
+        finally:
+            resp.close()
+
+    async def websocket(
+        self, path: str, *, query: list[tuple[str, str]], protocols: tuple[str, ...]
+    ) -> aiohttp.ClientWebSocketResponse:
+        """Open a WebSocket to the API server with this client's credentials (exec, port-forward)."""
+        cfg = self._api.configuration
+        headers = {}
+        # Refreshes exec-plugin and file tokens first, as for every other request.
+        token = await cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
+        if token:
+            headers["Authorization"] = token
+        session: aiohttp.ClientSession = self._api.rest_client.pool_manager
+        url = f"{str(cfg.host).rstrip('/')}{path}"
+        try:
+            return await session.ws_connect(
+                url, params=query, headers=headers, protocols=protocols, max_msg_size=4 * 1024 * 1024,
+                proxy=cfg.proxy, timeout=aiohttp.ClientWSTimeout(ws_close=10),
+            )  # fmt: skip
+        except aiohttp.WSServerHandshakeError as exc:
+            reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 503: "ServiceUnavailable"}
+            body = {
+                "kind": "Status",
+                "code": exc.status,
+                "reason": reasons.get(exc.status, ""),
+                "message": f"GET {path}: {exc.status} {reasons.get(exc.status, exc.message)}",
+            }
+            raise errors.from_status(exc.status, body) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise errors.KubeConnectionError(f"GET {path}: {exc!r}") from exc
+
     # -- verbs ---------------------------------------------------------------------------------------------
 
     async def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> JSON:

@@ -68,7 +68,7 @@ def test_the_overlays_say_what_they_promise(kubectl: Kubectl, namespace: str) ->
     assert "PodDisruptionBudget/dockyard-operator" in prod
     assert prod["Service/dockyard-tunnel"]["spec"]["type"] == "LoadBalancer"  # type: ignore[index]
     ports = [p for rule in prod["NetworkPolicy/dockyard-operator"]["spec"]["ingress"] for p in rule["ports"]]  # type: ignore[index]
-    assert {p["port"] for p in ports} == {8443, 8080, 32768}
+    assert {p["port"] for p in ports} == {8443, 8080, 8444, 32768}
     base = by_kind("manifests/base")
     security = base["Deployment/dockyard-operator"]["spec"]["template"]["spec"]["containers"][0]["securityContext"]  # type: ignore[index]
     assert security["readOnlyRootFilesystem"] is True

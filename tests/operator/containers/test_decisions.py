@@ -237,3 +237,23 @@ def test_a_changed_spec_is_tried_at_once_not_after_the_old_specs_back_off() -> N
     plan = decisions.decide(fixed)
     assert tuple(type(a) for a in plan.actions) == (actions.EnsureImage, actions.CreateContainer)
     assert plan.memory.failing is None
+
+
+def test_a_drifted_container_is_kept_as_the_previous_one_not_a_duplicate() -> None:
+    """Recreate after drift keeps the old container (stopped) for `logs --previous`; duplicates are removed."""
+    plan = decisions.decide(_situation(Case("drift", state="running", drifted=True)))
+    removal = next(a for a in plan.actions if isinstance(a, actions.RemoveContainer))
+    assert removal.keep_as_previous
+    situation = _situation(Case("dup", state="running"))
+    extra = decisions.Found("d" * 64, 0, "other", True)
+    plan = decisions.decide(dataclasses.replace(situation, found=(*situation.found, extra)))
+    assert not next(a for a in plan.actions if isinstance(a, actions.RemoveContainer)).keep_as_previous
+
+
+def test_previous_container_names_never_match_a_current_one() -> None:
+    from dockyard_operator.containers import desired
+
+    current = desired.container_name(namespace="ns", name="web.previous")
+    assert not desired.is_previous([f"/{current}"])
+    assert desired.is_previous(["/" + desired.previous_container_name(current)])
+    assert not desired.is_previous(["/ns_web_previous-not"])
