@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -116,6 +117,8 @@ def _deployment_of(obj: JSON) -> list[str]:
     return [f"{meta.get('namespace')}/{owner}"] if owner else []
 
 
+#: Seconds a leader's Pod lives on after removing its leader label at shutdown (see run()'s cleanup).
+LABEL_LINGER = 3.0
 #: Seconds spent at shutdown sending Events still queued (a lost Event is acceptable, a hung shutdown is not).
 EVENT_DRAIN_TIMEOUT = 3.0
 #: Seconds a DockerDeployment waits after a replica changes before it looks (coalesces a rollout's bursts; a
@@ -656,6 +659,10 @@ class Operator:
         except* _Stopping:
             pass
         finally:
+            unlabelled = time.monotonic()
+            if label is not None:
+                # First: agents that reconnect as the tunnel closes must not be sent back to us.
+                await label.release()
             self.started.clear()
             self.manager.shut_down()
             if self.access is not None:
@@ -665,14 +672,18 @@ class Operator:
             await self.hosts.close()
             if self.tunnel is not None:
                 await self.tunnel.stop()
-            if label is not None:
-                await label.release()
             if guard is not None:
                 await guard.release()
             if elector is not None:
                 with contextlib.suppress(Exception):
                     await elector.release()
             self.metrics.leader.labels("dockyard-operator").set(0)
+            if label is not None:
+                # Until kube-proxy has dropped our Pod from the tunnel Service (about a second), a new connection
+                # may still be sent here: while the Pod lives it is refused at once, and the agent retries within
+                # a second; once the Pod is gone it would vanish into an unanswered address for the agent's whole
+                # connect timeout. So the leader's Pod outlives its label by LABEL_LINGER.
+                await asyncio.sleep(max(0.0, LABEL_LINGER - (time.monotonic() - unlabelled)))
             await probes.stop()
 
 
