@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help system-deps venv binaries agent agent-image dev-up dev-down check test demo demo-jobs clean image cluster-up cluster-down demo-cluster
+.PHONY: help system-deps venv binaries agent agent-image dev-up dev-down check test demo demo-jobs clean image cluster-up cluster-down demo-cluster cluster-binaries
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,7 +46,10 @@ dev-down: ## stop what dev-up started and remove .dev state
 check: venv binaries ## ruff, mypy --strict, import contracts, kustomize renders
 	@hack/check
 
-test: system-deps venv binaries agent agent-image check ## run every test against real components (starts them as needed)
+cluster-binaries: ## build (once) what the single-node cluster needs: kubelet, kube-proxy, kube-scheduler, containerd, CoreDNS
+	@hack/build-binaries --cluster
+
+test: system-deps venv binaries cluster-binaries agent agent-image check ## run every test against real components (starts them as needed)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: dev-up ## the main job: the operator, an agent over TLS, a DockerContainer and a DockerDeployment
@@ -55,13 +58,13 @@ demo: dev-up ## the main job: the operator, an agent over TLS, a DockerContainer
 image: dev-up ## build the dockyard-operator:dev and dockyard-agent:dev images into the dev dockerd (hack/build-images)
 	@. .dev/env.sh && hack/build-images
 
-cluster-up: image agent ## a single-node cluster (kubelet, containerd, CoreDNS) in the dev dockerd; prints its kubeconfig
+cluster-up: cluster-binaries image agent ## a single-node cluster (kubelet, containerd, CoreDNS) in the dev dockerd; prints its kubeconfig
 	@$(VENV)/bin/python hack/cluster.py up
 
 cluster-down: ## stop the single-node cluster and the agent demo-cluster started
 	@hack/cluster-down
 
-demo-cluster: image agent ## Dockyard installed for real: apply -k overlays/dev in the cluster, an agent joins, a Pod fetches
+demo-cluster: cluster-binaries image agent ## Dockyard installed for real: apply -k overlays/dev in the cluster, an agent joins, a Pod fetches
 	@hack/demo-cluster
 
 demo-jobs: demo ## after the demo: a DockerJob and a DockerCronJob on the demo host (suspended again at the end)
