@@ -317,8 +317,11 @@ def _write_kubeconfig(path: Path, pki: Path, user: str, server: str, *, inside: 
         "contexts": [{"name": "dockyard-node", "context": {"cluster": "dockyard-node", "user": user}}],
         "current-context": "dockyard-node",
     }
-    path.write_text(json.dumps(config, indent=2) + "\n")
-    path.chmod(0o600)
+    # Created 0600: the admin kubeconfig embeds a system:masters key.
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(config, indent=2) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------- lifecycle

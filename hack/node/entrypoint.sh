@@ -52,6 +52,10 @@ mount --make-rshared /
 # Remounting those read-write is refused ("busy"); fresh mounts over them work, and in a private cgroup namespace
 # a fresh mount's root is this container's cgroup.
 mount -o remount,rw /sys
+if ! grep -q ' cgroup ' /proc/self/mounts; then
+  say "only cgroup v2 here: this node is written for the cgroup v1 machines it runs on (see docs/development.md)"
+  exit 1
+fi
 cgroups=$(awk '$3 == "cgroup" {print $2 " " $4}' /proc/self/mounts)
 mount -t tmpfs -o rw,nosuid,nodev,noexec,mode=755 cgroup /sys/fs/cgroup
 while read -r path opts; do

@@ -613,6 +613,12 @@ class Operator:
                 # Raising from a task cancels the group's body wherever it waits (acquiring the Lease, informer
                 # sync against a broken API server): SIGTERM is honoured at every stage.
                 group.create_task(_raise_when(stop, before_stopping))
+                if self.settings.pod_name:
+                    # A container restarted in the leader's Pod (OOM, crash) must not keep attracting the tunnel
+                    # while it waits for the Lease: our label goes before anything else.
+                    await PodLeaderLabel(
+                        client=self.kube, namespace=self.settings.operator_namespace, pod=self.settings.pod_name
+                    ).release()
                 if self.settings.leader_election:
                     elector = LeaderElector(
                         client=self.kube,
@@ -626,7 +632,7 @@ class Operator:
                     group.create_task(elector.hold())
                 if self.tunnel is not None:
                     await self.tunnel.start()
-                if elector is not None and self.settings.pod_name:
+                if self.settings.pod_name:
                     # After the tunnel listens: the label is what sends agents here.
                     label = PodLeaderLabel(
                         client=self.kube, namespace=self.settings.operator_namespace, pod=self.settings.pod_name
@@ -672,7 +678,8 @@ class Operator:
             await self.hosts.close()
             if self.tunnel is not None:
                 await self.tunnel.stop()
-            if guard is not None:
+            # Not after losing the Lease: a new leader may already have put the finalizers back.
+            if guard is not None and (guard.uninstall_seen or elector is None or elector.is_leader.is_set()):
                 await guard.release()
             if elector is not None:
                 with contextlib.suppress(Exception):

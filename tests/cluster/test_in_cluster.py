@@ -34,7 +34,7 @@ SYSTEM = "dockyard-system"
 NS = f"clustertest-{os.getpid()}"
 HOST = f"clustertest-{os.getpid()}"
 IMAGE = "dockyard-test/busybox:1"
-SERVE = f"mkdir -p /www && echo served-from-{NS} > /www/index.html && exec httpd -f -p 8080 -h /www"
+SERVE = f"echo started-{NS}; mkdir -p /www && echo served-from-{NS} > /www/index.html && exec httpd -f -p 8080 -h /www"
 
 
 @dataclass
@@ -92,21 +92,23 @@ def installed(devenv: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     name = f"dockyard-node-t{os.getpid()}"
     try:
         cluster = cluster_module.up(name=name, state=state)
-    except cluster_module.ClusterError as exc:
+    except Exception as exc:  # whatever failed, the node container must not stay behind
         cluster_module.down(name=name, state=state)
         pytest.fail(f"the single-node cluster could not start: {exc}", pytrace=False)
     inst = Installed(cluster=cluster, env=devenv, workdir=tmp_path_factory.mktemp("cluster-work"))
     try:
         yield inst
     finally:
-        if inst.agent is not None:
-            inst.agent.terminate()
-            inst.agent.wait(timeout=30)
-        # Whatever a failed test left installed: uninstall it while the operator may still clean up.
-        inst.kubectl("delete", "--ignore-not-found", "--timeout=120s", "-k", str(OVERLAY), check=False, timeout=150)
-        cluster_module.down(name=name, state=state)
-        for leftover in inst.docker("ps", "-aq", "--filter", f"name=^{NS}_").split():
-            inst.docker("rm", "-f", leftover)
+        try:
+            # Whatever a failed test left installed: uninstall it while the operator and the agent can clean up.
+            inst.kubectl("delete", "--ignore-not-found", "--timeout=120s", "-k", str(OVERLAY), check=False, timeout=150)
+        finally:
+            if inst.agent is not None:
+                inst.agent.kill()
+                inst.agent.wait(timeout=30)
+            cluster_module.down(name=name, state=state)
+            for leftover in inst.docker("ps", "-aq", "--filter", f"name=^{NS}_").split():
+                inst.docker("rm", "-f", leftover)
 
 
 def test_the_operator_runs_as_two_pods_one_leading(installed: Installed) -> None:
@@ -134,8 +136,26 @@ def test_the_operator_runs_as_two_pods_one_leading(installed: Installed) -> None
     )
     assert labelled == [leader]
     leader_ip = next(p["status"]["podIP"] for p in pods if p["metadata"]["name"] == leader)
-    slices = k.json("-n", SYSTEM, "endpointslices", "-l", "kubernetes.io/service-name=dockyard-tunnel")["items"]
-    assert [a for s in slices for e in s.get("endpoints") or [] for a in e["addresses"]] == [leader_ip]
+
+    def tunnel_endpoints() -> list[str]:
+        slices = k.json("-n", SYSTEM, "endpointslices", "-l", "kubernetes.io/service-name=dockyard-tunnel")["items"]
+        return [a for s in slices for e in s.get("endpoints") or [] for a in e["addresses"]]
+
+    wait_for("the tunnel Service to reach only the leader", lambda: tunnel_endpoints() == [leader_ip], 30)
+    # The one RBAC write the operator may make is fenced by a ValidatingAdmissionPolicy: as the operator, binding
+    # its role to someone else is denied (manifests/operator/rbac_copy_policy.yaml).
+    as_operator = f"--as=system:serviceaccount:{SYSTEM}:dockyard-operator"
+    for name, role, message in (
+        ("evil", "dockyard-operator", "may only write the ClusterRole(Binding) dockyard-operator-uninstall"),
+        ("dockyard-operator-uninstall", "dockyard-operator-uninstall", "may bind only its own role to its own"),
+    ):
+        proc = subprocess.run(
+            [str(k.env.kubectl), f"--kubeconfig={k.cluster.kubeconfig}", "create", "clusterrolebinding", name,
+             f"--clusterrole={role}", "--serviceaccount=default:default", as_operator],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode != 0
+        assert message in proc.stderr, proc.stderr
 
 
 def _start_agent(k: Installed) -> None:
@@ -198,6 +218,24 @@ def test_an_agent_joins_through_the_nodeport_and_a_pod_reaches_its_container(ins
     assert k.kubectl("logs", "-n", NS, "fetch") == f"served-from-{NS}"
 
 
+def test_logs_and_exec_through_the_clusters_aggregated_api(installed: Installed) -> None:
+    """kube-apiserver -> APIService -> the leader's Pod (by its label) -> tunnel -> agent -> Docker."""
+    k = installed
+    k.kubectl("wait", "--for=condition=Available", "apiservice/v1alpha1.subresources.dockyard.dev", "--timeout=60s")
+
+    def cli(command: str, *args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dockyard_operator", command, "-n", NS, "--kubeconfig", str(k.cluster.kubeconfig),
+             *args],
+            capture_output=True, text=True, check=False, env=k.env.env, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert f"started-{NS}" in cli("logs", "dc/web")
+    assert cli("exec", "dc/web", "--", "cat", "/www/index.html").strip() == f"served-from-{NS}"
+
+
 def test_leader_failover_keeps_the_containers_and_the_agent_reconnects(installed: Installed) -> None:
     k = installed
     before_id = k.docker("inspect", "--format", "{{.Id}}", f"{NS}_web")
@@ -207,9 +245,9 @@ def test_leader_failover_keeps_the_containers_and_the_agent_reconnects(installed
     started = time.monotonic()
     k.kubectl("delete", "pod", "-n", SYSTEM, old, "--wait=false")
     new = wait_for("another replica leading", lambda: (leader := k.leader()) not in ("", old) and leader, 60)
-    wait_for("the agent reconnected", lambda: _connections(k) > connected, 15 - (time.monotonic() - started))
+    wait_for("the agent reconnected", lambda: _connections(k) > connected, 60)
     reconnected_after = time.monotonic() - started
-    assert reconnected_after <= 15, reconnected_after
+    assert reconnected_after <= 15, f"the agent reconnected {reconnected_after:.1f}s after the leader's Pod went"
     assert k.json("-n", SYSTEM, "pods", "-l", "dockyard.dev/leader=true")["items"][0]["metadata"]["name"] == new
     # Status updates resume under the new leader: a new DockerContainer becomes Ready; the old one was not touched.
     k.kubectl("apply", "-n", NS, "-f", "-", stdin=json.dumps({
@@ -225,10 +263,28 @@ def test_leader_failover_keeps_the_containers_and_the_agent_reconnects(installed
 def test_delete_k_removes_everything_and_every_docker_container(installed: Installed) -> None:
     k = installed
     assert k.docker("ps", "-aq", "--filter", f"name=^{NS}_")
-    k.kubectl("delete", "-k", str(OVERLAY), "--timeout=150s", timeout=180)
+    leader_log = k.workdir / "leader.log"
+    with leader_log.open("wb") as out:
+        follow = subprocess.Popen(
+            [str(k.env.kubectl), f"--kubeconfig={k.cluster.kubeconfig}", "logs", "-f", "-n", SYSTEM, k.leader()],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        proc = subprocess.run(
+            [str(k.env.kubectl), f"--kubeconfig={k.cluster.kubeconfig}", "delete", "-k", str(OVERLAY),
+             "--timeout=150s"],
+            capture_output=True, text=True, check=False, timeout=180,
+        )  # fmt: skip
+    finally:
+        follow.terminate()
+        follow.wait(timeout=10)
+    said = [line for line in leader_log.read_text().splitlines() if '"debug"' not in line]
+    assert proc.returncode == 0, proc.stderr + "\nthe leader's last words:\n" + "\n".join(said[-30:])
     assert k.docker("ps", "-aq", "--filter", f"name=^{NS}_") == ""
     assert not k.kubectl("get", "namespace", SYSTEM, "--ignore-not-found")
     assert "dockyard.dev" not in k.kubectl("get", "crd", "-o", "name")
-    # The run-time copy of the ClusterRole (kube/uninstall.py) went too; nothing of ours is left cluster-wide.
-    assert "dockyard" not in k.kubectl("get", "clusterroles,clusterrolebindings,apiservices", "-o", "name")
+    # The run-time copy of the ClusterRole (kube/uninstall.py) goes too (its binding by the garbage collector):
+    # nothing of ours is left cluster-wide.
+    kinds = "clusterroles,clusterrolebindings,apiservices,validatingadmissionpolicies"
+    wait_for("nothing of ours cluster-wide", lambda: "dockyard" not in k.kubectl("get", kinds, "-o", "name"), 30)
     k.kubectl("delete", "namespace", NS, "--wait=false")

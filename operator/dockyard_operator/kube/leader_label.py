@@ -5,7 +5,8 @@ right, but a Deployment whose second replica is never Ready never finishes a rol
 to 0 with two replicas). So every healthy replica is Ready, and the leader labels its own Pod
 `dockyard.dev/leader=true`, which the tunnel Service's selector requires. A new leader also takes the label off any
 other Pod still carrying it (a previous leader that died without cleaning up); the one that steps down removes its
-own at shutdown. The Pod a crashed leader labelled is either gone or restarting (not Ready, so not an endpoint).
+own first thing at shutdown, and a container that restarts in a leader's Pod removes it before it waits for the
+Lease (run.py).
 """
 
 from __future__ import annotations

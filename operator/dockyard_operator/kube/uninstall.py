@@ -27,7 +27,6 @@ What the leader does in a cluster (--pod-name set):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -40,6 +39,7 @@ from dockyard_operator.kube.resources import (
     CLUSTERROLES,
     DOCKERCONTAINERS,
     DOCKERHOSTS,
+    LEASES,
     NAMESPACES,
     ROLEBINDINGS,
     ROLES,
@@ -48,11 +48,14 @@ from dockyard_operator.kube.resources import (
 )
 
 UNINSTALL_FINALIZER = "dockyard.dev/uninstall"
-IDENTITY_NAME = "dockyard-operator"  # the ServiceAccount, Role(Binding) and ClusterRole(Binding) of manifests/rbac
+IDENTITY_NAME = "dockyard-operator"  # the ServiceAccount, Role(Binding), ClusterRole(Binding) and Lease
 COPY_NAME = "dockyard-operator-uninstall"
-#: Released in this order: the ServiceAccount last (every later request needs it, or the token cache).
-GUARDED: tuple[Resource, ...] = (ROLES, ROLEBINDINGS, SERVICEACCOUNTS)
+#: Released in this order: the ServiceAccount last (every later request needs it, or the token cache). The Lease
+#: too: the namespace's deletion would delete it, renewals would fail and the leader would step down mid-drain.
+GUARDED: tuple[Resource, ...] = (LEASES, ROLES, ROLEBINDINGS, SERVICEACCOUNTS)
 _ATTEMPTS = 5  # read-modify-write attempts against concurrent writers (optimistic concurrency)
+_CHECK_TIMEOUT = 5.0  # seconds for "are we being uninstalled?" at SIGTERM
+_RELEASE_TIMEOUT = 10.0  # seconds for releasing the finalizers and deleting the copy at shutdown
 _LABELS = {"app.kubernetes.io/name": "dockyard", "app.kubernetes.io/component": "operator"}
 
 log = structlog.get_logger(__name__)
@@ -67,7 +70,9 @@ class UninstallGuard:
         self.uninstall_seen = False
 
     async def protect(self) -> None:
-        """The run-time copy of our cluster rules, then the finalizers on our namespaced identity."""
+        """The finalizers on our namespaced identity and Lease, then the run-time copy of our cluster rules."""
+        for resource in GUARDED:
+            await self._set_finalizer(resource, present=True)
         role = await self._client.get(CLUSTERROLES, IDENTITY_NAME)
         copy: dict[str, Any] = {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -79,7 +84,9 @@ class UninstallGuard:
             created = await self._client.create(CLUSTERROLES, copy)
         except errors.ConflictError:
             created = await self._client.merge_patch(CLUSTERROLES, COPY_NAME, {"rules": copy["rules"]})
-        binding = {
+        copy_uid = (created.get("metadata") or {}).get("uid")
+        subjects = [{"kind": "ServiceAccount", "name": IDENTITY_NAME, "namespace": self._namespace}]
+        binding: dict[str, Any] = {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRoleBinding",
             "metadata": {
@@ -87,17 +94,22 @@ class UninstallGuard:
                 "labels": _LABELS,
                 "ownerReferences": [
                     {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "name": COPY_NAME,
-                     "uid": (created.get("metadata") or {}).get("uid")}
+                     "uid": copy_uid}
                 ],
             },
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": COPY_NAME},
-            "subjects": [{"kind": "ServiceAccount", "name": IDENTITY_NAME, "namespace": self._namespace}],
+            "subjects": subjects,
         }  # fmt: skip
-        # An existing one is ours from an earlier leader: same role, same subject (roleRef cannot change anyway).
-        with contextlib.suppress(errors.ConflictError):
+        try:
             await self._client.create(CLUSTERROLEBINDINGS, binding)
-        for resource in GUARDED:
-            await self._set_finalizer(resource, present=True)
+        except errors.ConflictError:
+            # From an earlier leader. Kept only if it is owned by this copy (an older copy's binding is about to be
+            # garbage collected) and binds exactly our ServiceAccount; otherwise replaced.
+            current = await self._client.get(CLUSTERROLEBINDINGS, COPY_NAME)
+            owners = [r.get("uid") for r in (current.get("metadata") or {}).get("ownerReferences") or []]
+            if owners != [copy_uid] or current.get("subjects") != subjects:
+                await self._client.delete(CLUSTERROLEBINDINGS, COPY_NAME)
+                await self._client.create(CLUSTERROLEBINDINGS, binding)
 
     async def uninstalling(self) -> bool:
         """True when our namespace or our ServiceAccount is marked for deletion: the operator is being removed.
@@ -106,25 +118,35 @@ class UninstallGuard:
         (or the command) reaches the ServiceAccount, so the namespace is the earlier signal.
         """
         try:
-            namespaces = await self._client.list(
-                NAMESPACES, field_selector=f"metadata.name={self._namespace}", metadata_only=True
-            )
-            sa = await self._client.get(SERVICEACCOUNTS, IDENTITY_NAME, namespace=self._namespace)
-        except errors.KubeError as exc:
+            async with asyncio.timeout(_CHECK_TIMEOUT):
+                namespaces = await self._client.list(
+                    NAMESPACES, field_selector=f"metadata.name={self._namespace}", metadata_only=True
+                )
+                sa = await self._client.get(SERVICEACCOUNTS, IDENTITY_NAME, namespace=self._namespace)
+        except (errors.KubeError, TimeoutError) as exc:
             log.warning("uninstall: could not tell whether the operator is being removed", error=str(exc))
             return False
         marked = [(ns.get("metadata") or {}).get("deletionTimestamp") for ns in namespaces.get("items") or []]
         self.uninstall_seen = any(marked) or bool((sa.get("metadata") or {}).get("deletionTimestamp"))
+        log.info("stopping", uninstalling=self.uninstall_seen)
         return self.uninstall_seen
 
     async def drain(self) -> None:
+        """drain_timeout bounds the whole drain, a slow API server included (the Pod's grace period is 60 s)."""
+        try:
+            async with asyncio.timeout(self._drain_timeout):
+                await self._drain()
+        except TimeoutError:
+            log.warning("uninstall: objects still left when the drain timed out", timeout=self._drain_timeout)
+
+    async def _drain(self) -> None:
         """Keep reconciling while DockerContainers or DockerHosts are being deleted (or may soon be: the CRDs are
         deleted right after the namespace), until none is left, none has been marked for `quiet` seconds, or
         drain_timeout passes."""
         log.info("uninstall: finishing the cleanup of DockerContainers and DockerHosts before exiting")
-        started = time.monotonic()
-        last_marked = started
-        while (now := time.monotonic()) - started < self._drain_timeout:
+        last_marked = time.monotonic()
+        while True:
+            now = time.monotonic()
             left = marked = 0
             for resource in (DOCKERCONTAINERS, DOCKERHOSTS):
                 try:
@@ -147,10 +169,16 @@ class UninstallGuard:
                 log.info("uninstall: nothing is being deleted; leaving the rest in place", left=left)
                 return
             await asyncio.sleep(0.5)
-        log.warning("uninstall: objects still left when the drain timed out", timeout=self._drain_timeout)
 
     async def release(self) -> None:
-        """At every graceful stop: the finalizers go; at uninstall the run-time copy too (last)."""
+        """At every graceful stop: the finalizers go; at uninstall the run-time copy too (last). Bounded."""
+        try:
+            async with asyncio.timeout(_RELEASE_TIMEOUT):
+                await self._release()
+        except TimeoutError:
+            log.warning("could not release our identity's finalizers in time; docs/operator.md (Uninstall)")
+
+    async def _release(self) -> None:
         for resource in GUARDED:
             try:
                 await self._set_finalizer(resource, present=False)
@@ -183,3 +211,4 @@ class UninstallGuard:
                 return
             except errors.ConflictError:
                 continue
+        log.warning("could not update the uninstall finalizer: conflicts", kind=resource.plural)
