@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from pathlib import Path
 
@@ -34,3 +35,7 @@ async def test_built_agent_serves_docker_requests(rig: TunnelRig, binary: Path) 
         await docker.close()
     status = await agent.status()
     assert status["connected"] is True
+    # The binary reports the project's version (a bundled dist-info), not the source tree's 0+unknown marker.
+    info = rig.server.registry.info(HOST)
+    assert info is not None
+    assert info.hello.agent_version == importlib.metadata.version("dockyard")
