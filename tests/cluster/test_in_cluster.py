@@ -9,10 +9,12 @@ The cluster has its own name and state directory, so a `make demo-cluster` clust
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -104,7 +106,9 @@ def installed(devenv: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             inst.kubectl("delete", "--ignore-not-found", "--timeout=120s", "-k", str(OVERLAY), check=False, timeout=150)
         finally:
             if inst.agent is not None:
-                inst.agent.kill()
+                # The single-file agent is PyInstaller's bootloader plus a child: end the whole process group.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(inst.agent.pid, signal.SIGKILL)
                 inst.agent.wait(timeout=30)
             cluster_module.down(name=name, state=state)
             for leftover in inst.docker("ps", "-aq", "--filter", f"name=^{NS}_").split():
@@ -180,7 +184,7 @@ def _start_agent(k: Installed) -> None:
     with k.agent_log.open("ab") as log:
         k.agent = subprocess.Popen(
             [str(ROOT / "dist" / "dockyard-agent"), *args, "--docker-socket", k.env.docker_host],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
 
 
