@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -349,8 +350,7 @@ def _node_logs(env: devenv.Env, name: str, component: str) -> str:
     return _docker(env, "exec", name, "tail", "-n", "25", f"/var/log/node/{component}.log", check=False)
 
 
-def _wait(what: str, check: object, timeout: float, on_fail: object = None) -> None:
-    assert callable(check)
+def _wait(what: str, check: Callable[[], bool], timeout: float, on_fail: Callable[[], str] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -361,7 +361,7 @@ def _wait(what: str, check: object, timeout: float, on_fail: object = None) -> N
         except (ClusterError, subprocess.SubprocessError, OSError, ValueError):
             pass
         time.sleep(0.5)
-    detail = on_fail() if callable(on_fail) else ""
+    detail = on_fail() if on_fail is not None else ""
     raise ClusterError(f"{what} not within {timeout:.0f}s\n{detail}")
 
 
