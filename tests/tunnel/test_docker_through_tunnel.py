@@ -215,11 +215,13 @@ async def test_server_restart_agent_reconnects_by_itself(rig: TunnelRig) -> None
         await docker.close()
 
 
-async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(rig: TunnelRig, devenv: Any) -> None:
+async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
+    rig: TunnelRig, devenv: Any, docker: aiodocker.Docker
+) -> None:
     agent = await rig.start_agent()
     await rig.wait_connected()
-    docker = await rig.bridges.docker(HOST)
-    container = await docker.containers.create({"Image": devenv.test_image, "Cmd": ["sleep", "1.5"]})
+    tunneled = await rig.bridges.docker(HOST)
+    container = await tunneled.containers.create({"Image": devenv.test_image, "Cmd": ["sleep", "1.5"]})
     try:
         await container.start()
         waiting = asyncio.create_task(container.wait())
@@ -232,5 +234,6 @@ async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(rig: TunnelRig
         assert records[-1]["event"] == "stopped"
     finally:
         with contextlib.suppress(aiodocker.DockerError):
-            await container.delete(force=True)
-        await docker.close()
+            # On the dockerd itself: the agent that carried the create has stopped.
+            await docker.containers.container(container.id).delete(force=True)
+        await tunneled.close()
