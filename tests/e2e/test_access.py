@@ -30,6 +30,7 @@ import pytest
 from dockyard_e2e import (
     ROOT,
     SESSION,
+    SLEEPER,
     Agent,
     apply,
     condition,
@@ -49,7 +50,6 @@ from dockyard_operator.kube.resources import DOCKERCONTAINERS
 
 pytestmark = [pytest.mark.kube, pytest.mark.docker]
 
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 PLUGIN = str(Path(sys.executable).parent / "kubectl-dockyard")
 
 

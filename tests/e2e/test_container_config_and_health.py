@@ -9,13 +9,21 @@ from typing import Any
 
 import aiodocker
 import pytest
-from dockyard_e2e import apply, condition, container_manifest, events_for, eventually, get_dc, host_manifest, kubectl
+from dockyard_e2e import (
+    SLEEPER,
+    apply,
+    condition,
+    container_manifest,
+    events_for,
+    eventually,
+    get_dc,
+    host_manifest,
+    kubectl,
+)
 
 from dockyard_operator.kube.client import KubeClient
 
 pytestmark = [pytest.mark.kube, pytest.mark.docker]
-
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
 def _name(prefix: str) -> str:

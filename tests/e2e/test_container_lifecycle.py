@@ -10,6 +10,7 @@ from typing import Any
 import aiodocker
 import pytest
 from dockyard_e2e import (
+    SLEEPER,
     apply,
     condition,
     container_manifest,
@@ -24,8 +25,6 @@ from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.errors import NotFoundError
 
 pytestmark = [pytest.mark.kube, pytest.mark.docker]
-
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
 def _name(prefix: str) -> str:

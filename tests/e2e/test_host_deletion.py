@@ -16,6 +16,7 @@ from typing import Any
 import aiodocker
 import pytest
 from dockyard_e2e import (
+    SLEEPER,
     apply,
     condition,
     container_manifest,
@@ -29,8 +30,6 @@ from dockyard_e2e import (
 from dockyard_operator.kube.client import KubeClient
 
 pytestmark = [pytest.mark.kube, pytest.mark.docker]
-
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
 async def test_deleting_a_reachable_host_removes_its_containers_first(

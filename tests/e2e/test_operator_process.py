@@ -13,13 +13,11 @@ from typing import Any
 
 import aiodocker
 import pytest
-from dockyard_e2e import OperatorProcess, apply, condition, container_manifest, eventually, get_dc, kubectl
+from dockyard_e2e import SLEEPER, OperatorProcess, apply, condition, container_manifest, eventually, get_dc, kubectl
 
 from dockyard_operator.kube.client import KubeClient
 
 pytestmark = [pytest.mark.kube, pytest.mark.docker]
-
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
 def _http_get(port: int, path: str) -> tuple[int, str]:

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from dockyard_e2e import (
     ROOT,
+    SLEEPER,
     apply,
     condition,
     container_manifest,
@@ -41,7 +42,6 @@ from dockyard_operator.kube.client import KubeClient
 
 pytestmark = [pytest.mark.portability, pytest.mark.kube, pytest.mark.docker, pytest.mark.slow]
 
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 #: ELF e_machine of each architecture, and the multiarch directory of its libc in a Debian root.
 ELF_MACHINE = {"amd64": 62, "arm64": 183}
 TRIPLET = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from dockyard_e2e import (
     SESSION,
+    SLEEPER,
     OperatorProcess,
     apply,
     condition,
@@ -34,8 +35,6 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from dockyard_operator.kube.client import KubeClient
 
 pytestmark = [pytest.mark.kube, pytest.mark.docker]
-
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
 class Receiver:

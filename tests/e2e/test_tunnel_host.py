@@ -10,6 +10,7 @@ from typing import Any
 import aiodocker
 import pytest
 from dockyard_e2e import (
+    SLEEPER,
     Agent,
     apply,
     condition,
@@ -25,8 +26,6 @@ from dockyard_e2e import (
 from dockyard_operator.kube.client import KubeClient
 
 pytestmark = [pytest.mark.kube, pytest.mark.docker]
-
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ OPERATOR_NAMESPACE = "dockyard-system"
 #: This test session's identity. Everything the session creates in the API server carries SESSION_LABEL (or the
 #: session id in its name), so the session-end check can tell its leftovers from a demo's or another session's.
 SESSION = os.environ.get("DOCKYARD_TEST_SESSION") or uuid.uuid4().hex[:6]
+#: A container that idles until told to stop (PID 1 in a shell ignores SIGTERM without the trap: 10 s stops).
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 SESSION_LABEL = "dockyard.dev/test-session"
 #: The operator class of this session's operators: a running demo (class dockyard) never sees the session's hosts
 #: and namespaces, and the session's operators never see the demo's.

@@ -11,14 +11,13 @@ from typing import Any
 
 import aiodocker
 import pytest
+from dockyard_e2e import SLEEPER
 
 from dockyard_operator.settings import StatsSettings
 from dockyard_operator.stats.polling import StatsPoller
 from dockyard_tunnel.testing import HOST, TunnelRig, start_rig
 
 pytestmark = [pytest.mark.docker]
-
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
 @pytest.fixture

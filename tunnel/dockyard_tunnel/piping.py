@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dockyard_mux import MuxError, Stream
+from dockyard_tunnel.stream_headers import TCP_CONNECTED
 
 CHUNK = 256 * 1024
 
@@ -156,6 +157,18 @@ async def relay(stream: Stream, reader: asyncio.StreamReader, writer: asyncio.St
     with contextlib.suppress(MuxError):
         await stream.aclose()
     return progress
+
+
+async def answer_and_relay(stream: Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The answering side of a `tcp` or `import` stream once its socket is connected: TCP_CONNECTED (the dialer
+    learns that nothing was sent before it), then relay(). A peer gone before the answer: reset and abort."""
+    try:
+        await stream.write(TCP_CONNECTED)
+    except MuxError:
+        stream.reset()
+        writer.transport.abort()
+        return
+    await relay(stream, reader, writer)
 
 
 async def read_to_eof(stream: Stream, *, limit: int) -> bytes:

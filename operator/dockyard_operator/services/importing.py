@@ -35,10 +35,10 @@ from dockyard_operator.kube.client import KubeClient
 from dockyard_operator.kube.resources import ENDPOINTSLICES, SERVICES
 from dockyard_operator.services import imports
 from dockyard_tunnel.errors import HostNotConnectedError, StreamHeaderError
-from dockyard_tunnel.piping import read_to_eof, relay
+from dockyard_tunnel.piping import answer_and_relay, read_to_eof
 from dockyard_tunnel.server.registry import SessionRegistry
 from dockyard_tunnel.server.streams import open_target_stream
-from dockyard_tunnel.stream_headers import TCP_CONNECTED, ImportsTarget, ImportTarget, read_header
+from dockyard_tunnel.stream_headers import ImportsTarget, ImportTarget, read_header
 
 JSON = dict[str, Any]
 log = structlog.get_logger("dockyard.imports")
@@ -187,13 +187,7 @@ class ImportConnector:
             stream.reset()
             return
         reader, writer = socket
-        try:
-            await stream.write(TCP_CONNECTED)
-        except MuxError:
-            stream.reset()
-            writer.transport.abort()
-            return
-        await relay(stream, reader, writer)
+        await answer_and_relay(stream, reader, writer)
 
     def _declared(self, host: str, target: ImportTarget) -> bool:
         """The container the agent names runs on that host, declares this import, and may use it."""

@@ -19,9 +19,8 @@ from dockyard_tunnel.agent.importing import ImportListeners, parse_document
 from dockyard_tunnel.agent.stats import StatsCollector
 from dockyard_tunnel.dockerapi.local import MANAGED_LABEL
 from dockyard_tunnel.errors import LocalDockerError, StreamHeaderError
-from dockyard_tunnel.piping import bad_gateway_response, read_to_eof, relay
+from dockyard_tunnel.piping import answer_and_relay, bad_gateway_response, read_to_eof, relay
 from dockyard_tunnel.stream_headers import (
-    TCP_CONNECTED,
     DockerTarget,
     ImportsTarget,
     StatsTarget,
@@ -139,13 +138,7 @@ class StreamRelay:
             log.warning("tcp_dial_failed", target=target.text(), error=str(e) or "timeout")
             stream.reset()
             return
-        try:
-            await stream.write(TCP_CONNECTED)
-        except MuxError:
-            stream.reset()
-            writer.transport.abort()
-            return
-        await relay(stream, reader, writer)
+        await answer_and_relay(stream, reader, writer)
 
     @staticmethod
     async def _answer(stream: Stream, message: str) -> None:
