@@ -8,7 +8,8 @@ FROM ${BASE} AS build
 COPY site /opt/dockyard/site
 COPY agent-site /opt/dockyard-agent/site
 # Bytecode now, since the root filesystem is read-only at run time.
-RUN python3.11 -m compileall -q /opt/dockyard/site /opt/dockyard-agent/site
+# Exec form: the base made by hack/build-images has no shell.
+RUN ["python3.11", "-m", "compileall", "-q", "/opt/dockyard/site", "/opt/dockyard-agent/site"]
 
 FROM ${BASE} AS operator
 COPY --from=build /opt/dockyard /opt/dockyard
