@@ -29,6 +29,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tarentry import add
+
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"
 #: Debian packages whose files the binary needs at run time (glibc's loader and libraries, libgcc_s for
@@ -62,22 +64,6 @@ def package_files(root: Path, package: str) -> list[str]:
     if not lists:
         raise SystemExit(f"agent-image: {package} is not installed in {root}")
     return [line.lstrip("/") for line in lists[0].read_text().splitlines() if line not in ("/.", "")]
-
-
-def add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, source: Path | None = None,
-        mode: int = 0o644, kind: bytes = tarfile.REGTYPE, link: str = "") -> None:  # fmt: skip
-    info = tarfile.TarInfo(name)
-    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-    info.mode, info.type = mode, kind
-    if kind == tarfile.SYMTYPE:
-        info.linkname = link
-        tar.addfile(info)
-    elif kind == tarfile.DIRTYPE:
-        tar.addfile(info)
-    else:
-        content = data if data is not None else source.read_bytes()  # type: ignore[union-attr]
-        info.size = len(content)
-        tar.addfile(info, io.BytesIO(content))
 
 
 def layer(root: Path, binary: Path) -> bytes:

@@ -14,12 +14,13 @@ The tarball is reproducible (sorted names, owner 0, mtime 0).
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
+
+from tarentry import add
 
 PYTHON = "usr/bin/python3.11"
 STDLIB = "usr/lib/python3.11"
@@ -112,25 +113,6 @@ def tree(root: Path, rel: str) -> set[str]:
     if path.is_dir() and not path.is_symlink():
         return {str(p.relative_to(root)) for p in path.rglob("*") if p.is_file() or p.is_symlink()} | {rel}
     return {rel} if path.exists() or path.is_symlink() else set()
-
-
-def add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, source: Path | None = None,
-        mode: int = 0o644, kind: bytes = tarfile.REGTYPE, link: str = "") -> None:  # fmt: skip
-    info = tarfile.TarInfo(name)
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    info.mtime = 0
-    info.mode = mode
-    info.type = kind
-    if kind == tarfile.SYMTYPE:
-        info.linkname = link
-        tar.addfile(info)
-    elif kind == tarfile.DIRTYPE:
-        tar.addfile(info)
-    else:
-        payload = data if data is not None else source.read_bytes() if source else b""
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
 
 
 def write(root: Path, files: set[str], out: Path) -> None:
