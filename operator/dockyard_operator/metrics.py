@@ -269,12 +269,18 @@ class _ContainerCollector(Collector):
             "1 for the container's current health state (only containers with a health check).",
             labels=[*_CONTAINER_LABELS, "status"],
         )
+        placed = list(self._objects())
+        # Stats series exist while their DockerContainer does (the informer cache), not until the next poll
+        # notices the Docker container went: a deleted DockerContainer's series vanish at once.
+        hosts = {(namespace, name): host for namespace, name, host, _, _ in placed}
         seen: set[tuple[str, str]] = set()
         for host, document in self._stats():
             for c in document.containers:
                 # Only DockerContainers, and only on the DockerHost that created them: two hosts may reach one
                 # daemon, and each reports only its own (containers from before the host label have none).
                 if not c.namespace or not c.name or (c.host and c.host != host) or (c.namespace, c.name) in seen:
+                    continue
+                if hosts.get((c.namespace, c.name)) != host:
                     continue
                 seen.add((c.namespace, c.name))
                 labels = [c.namespace, c.name, host]
@@ -285,7 +291,7 @@ class _ContainerCollector(Collector):
                 tx.add_metric(labels, float(c.network_transmit_bytes))
                 read.add_metric(labels, float(c.block_read_bytes))
                 write.add_metric(labels, float(c.block_write_bytes))
-        for namespace, name, host, restart_count, state in self._objects():
+        for namespace, name, host, restart_count, state in placed:
             labels = [namespace, name, host]
             restarts.add_metric(labels, float(restart_count))
             if state in HEALTH_STATES:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from dockyard_tunnel.agent.stats import AgentActivity, StatsCollector
 from dockyard_tunnel.container_stats import StatsDocument, from_docker
 
 LABELS = {"dockyard.dev/namespace": "shop", "dockyard.dev/name": "web", "dockyard.dev/host": "edge-1"}
@@ -71,3 +73,26 @@ def test_document_round_trips_and_ignores_fields_of_newer_agents() -> None:
     raw = doc.model_dump_json()
     assert StatsDocument.model_validate_json(raw) == doc
     assert StatsDocument.model_validate_json('{"containers": [], "future": 1}').containers == []
+
+
+class _Daemon:
+    """Answers the list and the stats calls of StatsCollector; never answers the stats of `hung`."""
+
+    def __init__(self, hung: str) -> None:
+        self.hung = hung
+
+    async def running_managed(self) -> list[tuple[str, dict[str, str]]]:
+        return [("live", LABELS), (self.hung, {**LABELS, "dockyard.dev/name": "going"})]
+
+    async def one_shot_stats(self, container_id: str) -> dict[str, Any]:
+        if container_id == self.hung:
+            await asyncio.Event().wait()
+        return V1
+
+
+async def test_a_stats_call_the_daemon_never_answers_is_an_error_not_a_hang() -> None:
+    collector = StatsCollector(_Daemon(hung="gone"), AgentActivity(), call_timeout=0.2)  # type: ignore[arg-type]
+    document = await asyncio.wait_for(collector.collect(), timeout=5)
+    assert [c.id for c in document.containers] == ["live"]
+    assert "within 0.2s" in document.errors["gone"]
+    assert document.docker_calls == 3

@@ -22,6 +22,9 @@ from dockyard_tunnel.errors import LocalDockerError
 
 #: Stats calls in flight at once on the local daemon (aiohttp's default pool size: see the module docstring).
 CONCURRENCY = 100
+#: One stats call that takes longer is reported in `errors`: a call the daemon never answers (a container in the
+#: middle of its removal) must not hold a slot of CONCURRENCY forever, nor outlive the operator's wait (20 s).
+CALL_TIMEOUT = 10.0
 
 
 @dataclass
@@ -37,10 +40,18 @@ class AgentActivity:
 
 
 class StatsCollector:
-    def __init__(self, local_docker: LocalDocker, activity: AgentActivity, *, concurrency: int = CONCURRENCY) -> None:
+    def __init__(
+        self,
+        local_docker: LocalDocker,
+        activity: AgentActivity,
+        *,
+        concurrency: int = CONCURRENCY,
+        call_timeout: float = CALL_TIMEOUT,
+    ) -> None:
         self._docker = local_docker
         self._activity = activity
         self._limit = asyncio.Semaphore(concurrency)
+        self._call_timeout = call_timeout
 
     async def collect(self) -> StatsDocument:
         try:
@@ -52,10 +63,15 @@ class StatsCollector:
         async def one(container_id: str, labels: dict[str, str]) -> ContainerStats | None:
             async with self._limit:
                 try:
-                    return from_docker(container_id, labels, await self._docker.one_shot_stats(container_id))
+                    async with asyncio.timeout(self._call_timeout):
+                        raw = await self._docker.one_shot_stats(container_id)
                 except LocalDockerError as e:
                     errors[container_id] = str(e)
                     return None
+                except TimeoutError:
+                    errors[container_id] = f"no stats from the daemon within {self._call_timeout:g}s"
+                    return None
+                return from_docker(container_id, labels, raw)
 
         found = await asyncio.gather(*(one(cid, labels) for cid, labels in listed))
         return StatsDocument(
