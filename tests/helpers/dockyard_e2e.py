@@ -355,11 +355,13 @@ def leave_tunnel_host(devenv: Any, name: str, agent: Agent) -> None:
     if agent.proc is None or agent.proc.poll() is not None:
         agent.start()
     objs = json.loads(kubectl(devenv, "get", "dockercontainers", "-A", "-o", "json").stdout)["items"]
+    by_namespace: dict[str, list[str]] = {}
     for obj in objs:
         if name in ((obj["spec"].get("hostRef") or {}).get("name"), (obj.get("status") or {}).get("host")):
-            meta = obj["metadata"]
-            kubectl(devenv, "delete", "dockercontainer", meta["name"], "-n", meta["namespace"], "--timeout=60s",
-                    "--ignore-not-found")  # fmt: skip
+            by_namespace.setdefault(obj["metadata"]["namespace"], []).append(obj["metadata"]["name"])
+    # One delete per namespace: the containers stop (each up to its grace period) at the same time.
+    for namespace, names in by_namespace.items():
+        kubectl(devenv, "delete", "dockercontainer", *names, "-n", namespace, "--timeout=60s", "--ignore-not-found")
     kubectl(devenv, "delete", "dockerhost", name, "--timeout=60s")
     agent.stop()
 
