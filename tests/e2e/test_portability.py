@@ -118,6 +118,8 @@ async def test_agent_binary_serves_a_container_from_a_debian_11_root(
         # Under qemu the one-file binary unpacks and imports everything emulated: allow for it.
         host = await eventually(connected, timeout=120 if arch == "arm64" else 45, what=f"{name} Connected")
         assert host["status"]["agentVersion"]
+        # It carries OpenSSL 3 built from Debian 12's source, not Debian 11's out-of-support 1.1.1 (hack/build-python).
+        assert '"openssl": "OpenSSL 3.' in agent.log.read_text(), agent.log.read_text()[:2000]
         assert agent.proc is not None
         # The process that connected is the chrooted binary, not something on this machine's root.
         assert os.readlink(f"/proc/{agent.proc.pid}/root") == str(root)

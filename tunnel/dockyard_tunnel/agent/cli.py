@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import platform
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import structlog
 
 from dockyard_tunnel.config import AgentConfig, WebSocketConfig
 from dockyard_tunnel.errors import ConfigError
+from dockyard_tunnel.handshake import release_version
 from dockyard_tunnel.limits import raise_open_files_limit
 from dockyard_tunnel.logs import LEVEL_NAMES, configure_json_logs
 
@@ -181,7 +184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_json_logs(level=level)
     log = structlog.get_logger("dockyard_tunnel.agent")
     limit = raise_open_files_limit()  # a socket per DockerService connection
-    log.info("starting", config=repr(config), open_files_limit=limit)  # AgentConfig's repr leaves the token out
+    # The runtime it carries (a one-file build bundles its own Python and OpenSSL): what a security audit asks.
+    log.info(
+        "starting",
+        config=repr(config),  # AgentConfig's repr leaves the token out
+        open_files_limit=limit,
+        version=release_version(),
+        python=platform.python_version(),
+        openssl=ssl.OPENSSL_VERSION,
+    )
     asyncio.run(_run(config))
     log.info("stopped")
     return 0
