@@ -128,3 +128,25 @@ async def test_a_server_from_another_ca_fails_verification(tmp_path: Path) -> No
     )
     with pytest.raises(ssl.SSLCertVerificationError):
         await _handshake(server_ssl_context(cert_file=impostor.cert, key_file=impostor.key), pinned, "127.0.0.1")
+
+
+@pytest.mark.parametrize("kind", ["ca_file", "pinned"])
+async def test_agent_contexts_ignore_the_hosts_certificate_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The impostor's CA is in the host's store (SSL_CERT_FILE, which OpenSSL's default paths read): the agent
+    still trusts only the CA it was given, like kubectl's certificate-authority."""
+    ours = ensure_self_signed(tmp_path / "ours", server_names=NAMES)
+    impostor = ensure_self_signed(tmp_path / "impostor", server_names=NAMES)
+    monkeypatch.setenv("SSL_CERT_FILE", str(impostor.ca_cert))
+    agent = (
+        agent_ssl_context_from_ca_file(ours.ca_cert)
+        if kind == "ca_file"
+        else agent_ssl_context_from_pinned_ca(
+            ca_pem=ours.ca_cert.read_bytes(), expected_hash=ca_cert_hash_of_file(ours.ca_cert)
+        )
+    )
+    assert len(agent.get_ca_certs()) == 1
+    impostor_server = server_ssl_context(cert_file=impostor.cert, key_file=impostor.key)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await _handshake(impostor_server, agent, "localhost")

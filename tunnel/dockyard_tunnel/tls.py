@@ -221,13 +221,15 @@ def server_ssl_context(*, cert_file: Path, key_file: Path) -> ssl.SSLContext:
 
 
 def agent_ssl_context_from_ca_file(ca_file: Path) -> ssl.SSLContext:
-    """Verify the server against the CA bundle in `ca_file` (chain and host name)."""
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    """Verify the server against the CA bundle in `ca_file` alone (chain and host name), as kubectl's
+    certificate-authority does: not the host's certificate store too, or any publicly trusted certificate for the
+    operator's name would pass."""
     try:
-        ctx.load_verify_locations(cafile=str(ca_file))
+        # With cafile given, create_default_context loads that and skips load_default_certs().
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
     except (OSError, ssl.SSLError) as e:
         raise TLSSetupError(f"cannot load CA file {ca_file}: {e}") from e
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx
 
 
