@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 import types
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,26 @@ from typing import Any
 PACKAGE = "kubernetes_asyncio"
 
 
+#: Dunder names the real ``__init__`` defines (``dynamic`` imports ``__version__``; ``import *`` reads ``__all__``).
+#: Any other dunder lookup is a probe (importlib, inspect, pickle, copy) and must not load anything.
+_DEFINED_DUNDERS = frozenset({"__version__", "__project__", "__all__"})
+#: One lock for every stand-in: a thread that asks while another runs an ``__init__`` waits for it to finish.
+_LOADING = threading.RLock()
+
+
 class _LazyPackage(types.ModuleType):
     """A package whose ``__init__`` runs on the first lookup of a name it has not got yet."""
 
     def __getattr__(self, name: str) -> Any:
-        # Dunder lookups (importlib's and pickle's probing) must not load anything.
-        if name.startswith("__") or self.__dict__.get("_dockyard_initialised"):
+        if name.startswith("__") and name not in _DEFINED_DUNDERS:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        with _LOADING:
+            if name in self.__dict__:  # loaded by another thread meanwhile
+                return self.__dict__[name]
+            return self._load(name)
+
+    def _load(self, name: str) -> Any:
+        if self.__dict__.get("_dockyard_initialised"):
             raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
         # `from package import submodule` asks for the attribute first (importlib's fromlist handling): a submodule
         # is imported on its own, without the package's __init__.
@@ -44,8 +59,9 @@ class _LazyPackage(types.ModuleType):
         assert spec.loader is not None
         try:
             spec.loader.exec_module(self)
-        except ModuleNotFoundError as exc:
-            # The operator image leaves the generated code out (hack/build-images).
+        except (ImportError, OSError) as exc:
+            # The operator image leaves the generated code out (hack/build-images): its __init__ files are gone
+            # (OSError) or import modules that are (ImportError).
             raise AttributeError(f"{self.__name__}.{name} is not available here: {exc}") from exc
         return getattr(self, name)
 
