@@ -59,6 +59,8 @@ def shared_libraries(root: Path, elves: list[str]) -> set[str]:
             ["chroot", str(root), "/usr/bin/ldd", "/" + elf], capture_output=True, text=True, check=True
         ).stdout
         for line in out.splitlines():
+            if "not found" in line:
+                raise SystemExit(f"slim-root: {elf} needs a library the root does not have: {line.strip()}")
             parts = line.split()
             # "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
             path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
@@ -121,7 +123,7 @@ def write(root: Path, files: set[str], out: Path) -> None:
     with tarfile.open(out, "w") as tar:
         for name in sorted(directories | {"tmp", "home", "home/nonroot", "etc", "root"}):
             mode = 0o1777 if name == "tmp" else 0o700 if name == "root" else 0o755
-            add(tar, name, kind=tarfile.DIRTYPE, mode=mode)
+            add(tar, name, kind=tarfile.DIRTYPE, mode=mode, owner=USER if name == "home/nonroot" else 0)
         for name in sorted(files - directories):
             path = root / name
             if path.is_symlink():
@@ -152,7 +154,7 @@ def main() -> int:
     files = stdlib | shared_libraries(root, elves) | {PYTHON, *wheel_libraries}
     for rel in KEEP:
         files |= tree(root, rel)
-    files = closure(root, files) | set(TOP_LINKS)
+    files = closure(root, files) | {link for link in TOP_LINKS if (root / link).is_symlink()}
     files -= {"etc/passwd", "etc/group"}
     write(root, files, args.out)
     print(f"slim-root: {len(files)} paths, {args.out.stat().st_size // 1_000_000} MB", file=sys.stderr)

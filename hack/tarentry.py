@@ -9,10 +9,11 @@ from pathlib import Path
 
 
 def add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, source: Path | None = None,
-        mode: int = 0o644, kind: bytes = tarfile.REGTYPE, link: str = "") -> None:  # fmt: skip
-    """Add a file (`data` or the bytes of `source`), a directory (`kind=DIRTYPE`) or a symlink (`SYMTYPE`, `link`)."""
+        mode: int = 0o644, kind: bytes = tarfile.REGTYPE, link: str = "", owner: int = 0) -> None:  # fmt: skip
+    """Add a file (`data` or the bytes of `source`), a directory (`kind=DIRTYPE`) or a symlink (`SYMTYPE`, `link`),
+    owned by uid and gid `owner`."""
     info = tarfile.TarInfo(name)
-    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, owner, owner, "", ""
     info.mode, info.type = mode, kind
     if kind == tarfile.SYMTYPE:
         info.linkname = link

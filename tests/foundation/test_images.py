@@ -83,3 +83,19 @@ def test_every_shared_object_loads_and_there_is_no_shell(devenv: Any, images: di
     for tool in ("sh", "bash", "busybox", "apt-get", "dpkg"):
         run = docker(devenv, "run", "--rm", "--network", "none", "--entrypoint", tool, f"dockyard-{image}:dev")
         assert run.returncode != 0, f"{tool} runs in the {image} image"
+        assert "executable file not found" in run.stderr, run.stderr
+
+
+def test_the_operator_image_has_what_it_needs_at_run_time(devenv: Any, images: dict[str, int]) -> None:
+    """What the cut-down base could lose: time zones (DockerCronJob timeZone), TLS with the CA bundle, the
+    non-root user's entry, UTF-8."""
+    code = (
+        "import zoneinfo, ssl, pwd, sys, datetime as d; "
+        "z = zoneinfo.ZoneInfo('Europe/Berlin'); "
+        "print(d.datetime(2026, 7, 1, tzinfo=z).utcoffset(), len(ssl.create_default_context().get_ca_certs()) > 50, "
+        "pwd.getpwuid(65532).pw_name, sys.getfilesystemencoding())"
+    )
+    probe = docker(devenv, "run", "--rm", "--read-only", "--network", "none", "--entrypoint", "python3.11",
+                   "dockyard-operator:dev", "-c", code)  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == ["2:00:00", "True", "nonroot", "utf-8"]
