@@ -222,7 +222,8 @@ def test_an_agent_joins_through_the_nodeport_and_a_pod_reaches_its_container(ins
     # The first DNS query of a fresh Pod is sometimes lost (glibc sends A and AAAA at once from one socket, a known
     # conntrack race) and answered by the resolver's retry 5 s later; an attempt that the shell's `timeout` ended
     # leaves "Terminated" in the log, so the body is the last line, not the whole log.
-    assert k.kubectl("logs", "-n", NS, "fetch").splitlines()[-1] == f"served-from-{NS}"
+    log = k.kubectl("logs", "-n", NS, "fetch")
+    assert log.splitlines()[-1:] == [f"served-from-{NS}"], log
 
 
 def test_logs_and_exec_through_the_clusters_aggregated_api(installed: Installed) -> None:
