@@ -96,3 +96,18 @@ async def test_a_stats_call_the_daemon_never_answers_is_an_error_not_a_hang() ->
     assert [c.id for c in document.containers] == ["live"]
     assert "within 0.2s" in document.errors["gone"]
     assert document.docker_calls == 3
+
+
+async def test_the_document_comes_in_time_with_what_is_late_in_errors() -> None:
+    """One call at a time, the second never answered and the third queued behind it: the document still comes."""
+
+    class Three(_Daemon):
+        async def running_managed(self) -> list[tuple[str, dict[str, str]]]:
+            return [*(await super().running_managed()), ("queued", {**LABELS, "dockyard.dev/name": "queued"})]
+
+    daemon: Any = Three(hung="gone")
+    collector = StatsCollector(daemon, AgentActivity(), concurrency=1, call_timeout=60, collect_timeout=0.3)
+    document = await asyncio.wait_for(collector.collect(), timeout=5)
+    assert [c.id for c in document.containers] == ["live"]
+    assert sorted(document.errors) == ["gone", "queued"]
+    assert "0.3s" in document.errors["queued"]

@@ -25,6 +25,9 @@ CONCURRENCY = 100
 #: One stats call that takes longer is reported in `errors`: a call the daemon never answers (a container in the
 #: middle of its removal) must not hold a slot of CONCURRENCY forever, nor outlive the operator's wait (20 s).
 CALL_TIMEOUT = 10.0
+#: The whole document is sent after at most this long, with whatever is missing by then in `errors`: slow calls
+#: queued behind CONCURRENCY others must not make the operator give up on every figure (it waits 20 s by default).
+COLLECT_TIMEOUT = 15.0
 
 
 @dataclass
@@ -47,11 +50,13 @@ class StatsCollector:
         *,
         concurrency: int = CONCURRENCY,
         call_timeout: float = CALL_TIMEOUT,
+        collect_timeout: float = COLLECT_TIMEOUT,
     ) -> None:
         self._docker = local_docker
         self._activity = activity
         self._limit = asyncio.Semaphore(concurrency)
         self._call_timeout = call_timeout
+        self._collect_timeout = collect_timeout
 
     async def collect(self) -> StatsDocument:
         try:
@@ -73,7 +78,16 @@ class StatsCollector:
                     return None
                 return from_docker(container_id, labels, raw)
 
-        found = await asyncio.gather(*(one(cid, labels) for cid, labels in listed))
+        tasks = [asyncio.create_task(one(cid, labels)) for cid, labels in listed]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self._collect_timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            for (cid, _), task in zip(listed, tasks, strict=True):
+                if task in late:
+                    errors[cid] = f"no stats within the document's {self._collect_timeout:g}s"
+        found = [t.result() for t in tasks if not t.cancelled()]
         return StatsDocument(
             containers=[s for s in found if s is not None],
             errors=errors,
